@@ -1,0 +1,3 @@
+"""Dragoman: self-hostable real-time speech-to-speech translation."""
+
+__version__ = "0.1.0"

