@@ -72,8 +72,14 @@ class SynthesisBackend(Protocol):
     def voices(self, language: str) -> tuple[Voice, ...]:
         """Voices for a canonical language code (empty when unsupported)."""
 
-    def synthesize(self, text: str, voice: Voice, *, rate: float = 1.0) -> Iterator[FloatAudio]:
-        """Speak `text` with `voice`, yielding unmarked PCM pieces at `OUTPUT_RATE`."""
+    def render_unmarked(
+        self, text: str, voice: Voice, *, rate: float = 1.0
+    ) -> Iterator[FloatAudio]:
+        """Speak `text` with `voice`, yielding *unmarked* PCM pieces at `OUTPUT_RATE`.
+
+        Internal to `dragoman.tts`: only `Synthesizer` may call it, and it marks
+        everything before it leaves.
+        """
 
 
 def check_text(text: str) -> str:

@@ -192,7 +192,9 @@ class EspeakBackend:
             for variant, gender, pitch in _VARIANTS
         )
 
-    def synthesize(self, text: str, voice: Voice, *, rate: float = 1.0) -> Iterator[FloatAudio]:
+    def render_unmarked(
+        self, text: str, voice: Voice, *, rate: float = 1.0
+    ) -> Iterator[FloatAudio]:
         cleaned = check_text(text)
         speed = check_rate(rate)
         lib = self._require()

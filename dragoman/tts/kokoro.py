@@ -217,7 +217,9 @@ class KokoroBackend:
             return str(self._ja_g2p(text))
         return str(self._tokenizer.phonemize(text, tag))
 
-    def synthesize(self, text: str, voice: Voice, *, rate: float = 1.0) -> Iterator[FloatAudio]:
+    def render_unmarked(
+        self, text: str, voice: Voice, *, rate: float = 1.0
+    ) -> Iterator[FloatAudio]:
         cleaned = check_text(text)
         speed = check_rate(rate)
         self._require()
