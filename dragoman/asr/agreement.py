@@ -1,0 +1,115 @@
+"""LocalAgreement-2: commit the words on which two consecutive hypotheses agree.
+
+Words are compared in normalized form (case, accents and punctuation ignored), so
+"locked." and "locked," agree. Hypotheses pass a repetition guard first: Whisper
+sometimes loops ("un un un un ..."), and such loops must never become final text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dragoman.events import SAMPLE_RATE, Word
+from dragoman.textnorm import normalize_word
+
+OVERLAP_TOLERANCE = SAMPLE_RATE // 10
+"""A re-recognized word may start this much before the last committed end."""
+
+
+def guard_repetitions(words: Sequence[Word], *, max_repeats: int = 2) -> list[Word]:
+    """Cut a hypothesis where an n-gram (n <= 4) repeats more than `max_repeats` times.
+
+    The first `max_repeats` occurrences are kept (people do say "no, no"); the loop
+    and everything after it are dropped.
+    """
+    norm = [normalize_word(w.text) for w in words]
+    for i in range(len(words)):
+        for n in range(1, 5):
+            gram = norm[i : i + n]
+            if len(gram) < n or not any(gram):
+                continue
+            repeats = 1
+            j = i + n
+            while norm[j : j + n] == gram:
+                repeats += 1
+                j += n
+            if repeats > max_repeats:
+                return list(words[: i + n * max_repeats])
+    return list(words)
+
+
+def guard_speaking_rate(words: Sequence[Word], *, max_words_per_second: float = 7.0) -> list[Word]:
+    """Drop a hypothesis tail that packs words faster than anyone speaks (hallucination)."""
+    kept: list[Word] = []
+    for word in words:
+        if kept:
+            span = (word.end - kept[0].start) / SAMPLE_RATE
+            if len(kept) + 1 > max(3.0, span * max_words_per_second):
+                break
+        kept.append(word)
+    return kept
+
+
+def guard_trailing(words: Sequence[Word], *, speech_end: int, min_probability: float) -> list[Word]:
+    """Drop hallucinated words at the end of a final hypothesis.
+
+    Whisper tends to add a word over the trailing pause ("y", "un", "Adios!") with
+    a probability of 0.01-0.3; real final words score far higher. Words that start
+    after the last speech frame are dropped too.
+    """
+    kept = list(words)
+    while kept and (kept[-1].probability < min_probability or kept[-1].start >= speech_end):
+        kept.pop()
+    return kept
+
+
+class LocalAgreement:
+    """Keeps the committed boundary and the previous hypothesis of one utterance."""
+
+    def __init__(self) -> None:
+        self._committed: list[Word] = []
+        self._previous: list[Word] = []
+
+    @property
+    def committed(self) -> tuple[Word, ...]:
+        return tuple(self._committed)
+
+    @property
+    def committed_end(self) -> int:
+        return self._committed[-1].end if self._committed else 0
+
+    @property
+    def tentative(self) -> tuple[Word, ...]:
+        return tuple(self._previous)
+
+    def _new_part(self, hypothesis: Sequence[Word]) -> list[Word]:
+        """The words of a hypothesis that come after what is already committed."""
+        if not self._committed:
+            return list(hypothesis)
+        cutoff = self.committed_end - OVERLAP_TOLERANCE
+        fresh = [w for w in hypothesis if w.start >= cutoff]
+        # A re-decoded buffer may repeat the last committed words: drop that overlap.
+        tail = [normalize_word(w.text) for w in self._committed[-5:]]
+        for n in range(min(5, len(fresh)), 0, -1):
+            if [normalize_word(w.text) for w in fresh[:n]] == tail[-n:]:
+                return fresh[n:]
+        return fresh
+
+    def insert(self, hypothesis: Sequence[Word]) -> list[Word]:
+        """Add a new hypothesis; return the words it commits (possibly none)."""
+        fresh = self._new_part(hypothesis)
+        agreed: list[Word] = []
+        for new, old in zip(fresh, self._previous, strict=False):
+            if normalize_word(new.text) != normalize_word(old.text):
+                break
+            agreed.append(new)
+        self._committed.extend(agreed)
+        self._previous = fresh[len(agreed) :]
+        return agreed
+
+    def flush(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
+        """Commit everything: the final hypothesis if given, else the last tentative one."""
+        rest = self._new_part(hypothesis) if hypothesis is not None else self._previous
+        self._committed.extend(rest)
+        self._previous = []
+        return list(rest)

@@ -1,0 +1,253 @@
+"""The streaming recognizer core: VAD-gated Whisper re-decodes with LocalAgreement-2.
+
+Synchronous and free of I/O: `feed()` audio, read `events()`, `finish()` at the
+end. The transcriber is injected, so the same core runs in the CLI, the pipeline
+and tests.
+
+Per speech segment (from the VAD):
+
+* no decode runs outside speech (no text is hallucinated from silence);
+* while speech goes on, the growing buffer is re-decoded once at least
+  `interim_interval_ms` of new audio arrived since the last decode. One call of
+  `feed()` runs at most one interim decode, on the newest audio: when the caller
+  falls behind real time and hands over a larger block, decodes get rarer instead
+  of queueing up, so the stream never drifts further behind;
+* words on which two consecutive hypotheses agree are committed; the buffer is cut
+  at the last committed word once it grows past `trim_after_ms`;
+* at the segment end one final decode commits everything.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from dragoman.asr.agreement import (
+    LocalAgreement,
+    guard_repetitions,
+    guard_speaking_rate,
+    guard_trailing,
+)
+from dragoman.asr.vad import VadConfig, VoiceActivityDetector
+from dragoman.asr.whisper import Transcriber, Transcript
+from dragoman.audio import check_audio
+from dragoman.errors import UnsupportedLanguageError
+from dragoman.events import (
+    SAMPLE_RATE,
+    Clock,
+    FloatAudio,
+    MonotonicClock,
+    Samples,
+    SourceEvent,
+    SourceText,
+    SpeechEnded,
+    SpeechStarted,
+    Word,
+    join_words,
+)
+from dragoman.languages import normalize_language
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerConfig:
+    """Streaming settings. Defaults measured on 2 CPU cores (docs/benchmarks.md)."""
+
+    language: str | None = None
+    """Source language; None detects it per utterance (a guess with a probability)."""
+    interim_interval_ms: int = 600
+    """Least new speech between interim re-decodes (the cadence on fast hardware)."""
+    compute_budget: float = 0.4
+    """Share of real time interim decodes may use: the cadence stretches to
+    (measured decode time / budget), so a slow CPU decodes less often instead of
+    falling behind. Whisper base costs ~0.7 s a decode on 2 cores -> ~1.8 s."""
+    min_decode_ms: int = 500
+    """Interim decodes wait for this much speech (shorter buffers only hallucinate)."""
+    trim_after_ms: int = 8000
+    """Cut the buffer at the last committed word once it is longer than this."""
+    max_buffer_ms: int = 20_000
+    """Force-commit and cut if agreement stalls this long (Whisper sees 30 s)."""
+    trailing_word_probability: float = 0.35
+    """Final words below this probability at the end of a segment are dropped."""
+    no_speech_threshold: float = 0.6
+    """A final decode whose no-speech probability exceeds this yields no words."""
+    vad: VadConfig = field(default_factory=VadConfig)
+
+
+@dataclass(slots=True)
+class _Segment:
+    utterance: int
+    start: Samples
+    buffer_start: Samples
+    language: str | None
+    language_probability: float = 1.0
+    last_decode_end: Samples = 0
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+
+
+def _ms(ms: int) -> Samples:
+    return ms * SAMPLE_RATE // 1000
+
+
+class StreamingRecognizer:
+    """VAD + Whisper + LocalAgreement over one audio stream."""
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        config: RecognizerConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        cfg = config or RecognizerConfig()
+        if cfg.language is not None:
+            code = normalize_language(cfg.language)
+            if not transcriber.supports(code):
+                raise UnsupportedLanguageError(f"the recognizer cannot hear {cfg.language!r}")
+            cfg = replace(cfg, language=code)
+        self.config = cfg
+        self._transcriber = transcriber
+        self._clock = clock or MonotonicClock()
+        self._decode_seconds = 0.0  # moving average of one decode's compute time
+        self._vad = VoiceActivityDetector(cfg.vad)
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._audio_start: Samples = 0  # session index of self._audio[0]
+        self._segment: _Segment | None = None
+        self._events: list[SourceEvent] = []
+        self.decodes = 0
+        self.decode_samples: Samples = 0  # audio seconds decoded, for statistics
+
+    def start(self) -> None:
+        self._vad.start()
+
+    @property
+    def position(self) -> Samples:
+        """Samples fed so far."""
+        return self._audio_start + self._audio.size
+
+    @property
+    def cadence(self) -> Samples:
+        """Current least new audio between interim decodes (adapts to decode cost)."""
+        cfg = self.config
+        adaptive = round(self._decode_seconds / cfg.compute_budget * SAMPLE_RATE)
+        return max(_ms(cfg.interim_interval_ms), adaptive)
+
+    def feed(self, samples: FloatAudio) -> None:
+        audio = check_audio(samples, allow_empty=True)
+        self._audio = np.concatenate([self._audio, audio])
+        self._vad.feed(audio)
+        self._handle_vad()
+        segment = self._segment
+        if segment is not None:
+            new = self.position - max(segment.last_decode_end, segment.start)
+            if new >= self.cadence and (
+                self.position - segment.start >= _ms(self.config.min_decode_ms)
+            ):
+                self._interim(segment)
+        self._drop_old_audio()
+
+    def finish(self) -> list[SourceEvent]:
+        """End of input: close an open segment and return the remaining events."""
+        for event in self._vad.finish():
+            self._on_vad(event)
+        return self.events()
+
+    def events(self) -> list[SourceEvent]:
+        out, self._events = self._events, []
+        return out
+
+    # -- segments ------------------------------------------------------------
+
+    def _handle_vad(self) -> None:
+        for event in self._vad.events():
+            self._on_vad(event)
+
+    def _on_vad(self, event: SpeechStarted | SpeechEnded) -> None:
+        if isinstance(event, SpeechStarted):
+            self._segment = _Segment(
+                event.utterance, event.at, event.at, self.config.language, last_decode_end=event.at
+            )
+            self._events.append(event)
+            return
+        segment = self._segment
+        if segment is not None:
+            self._final(segment, event.at)
+            self._segment = None
+        self._events.append(event)
+
+    def _buffer(self, segment: _Segment, end: Samples) -> FloatAudio:
+        lo = max(segment.buffer_start - self._audio_start, 0)
+        return self._audio[lo : end - self._audio_start]
+
+    def _decode(self, segment: _Segment, end: Samples) -> Transcript:
+        audio = self._buffer(segment, end)
+        prompt = ""
+        if segment.buffer_start > segment.start:  # trimmed: give the decoder its context
+            prompt = join_words(segment.agreement.committed)[-200:]
+        began = self._clock.now()
+        transcript = self._transcriber.transcribe(audio, language=segment.language, prompt=prompt)
+        spent = self._clock.now() - began
+        average = 0.7 * self._decode_seconds + 0.3 * spent
+        self._decode_seconds = average if self.decodes else spent
+        self.decodes += 1
+        self.decode_samples += audio.size
+        segment.last_decode_end = end
+        if segment.language is None:
+            segment.language = transcript.language
+            segment.language_probability = transcript.language_probability
+        offset = segment.buffer_start
+        words = [Word(w.text, w.start + offset, w.end + offset, w.probability)
+                 for w in transcript.words]
+        words = guard_speaking_rate(guard_repetitions(words))
+        return replace(transcript, words=tuple(words))
+
+    def _interim(self, segment: _Segment) -> None:
+        transcript = self._decode(segment, self.position)
+        committed = segment.agreement.insert(transcript.words)
+        if self.position - segment.buffer_start > _ms(self.config.max_buffer_ms):
+            logger.warning("no agreement in %d ms: force-committing", self.config.max_buffer_ms)
+            committed += segment.agreement.flush()
+        self._emit(segment, committed, final=False)
+        self._trim(segment)
+
+    def _final(self, segment: _Segment, end: Samples) -> None:
+        transcript = self._decode(segment, end)
+        speech_end = end - _ms(self.config.vad.pad_ms)
+        words = guard_trailing(
+            transcript.words, speech_end=speech_end,
+            min_probability=self.config.trailing_word_probability,
+        )
+        if transcript.no_speech_probability > self.config.no_speech_threshold and not (
+            segment.agreement.committed
+        ):
+            committed = []
+        else:
+            committed = segment.agreement.flush(words)
+        self._emit(segment, committed, final=True)
+
+    def _emit(self, segment: _Segment, committed: list[Word], *, final: bool) -> None:
+        tentative = () if final else segment.agreement.tentative
+        language = segment.language or "und"
+        self._events.append(SourceText(
+            utterance=segment.utterance, language=language, committed=tuple(committed),
+            tentative=tentative, final=final, language_probability=segment.language_probability,
+        ))
+
+    def _trim(self, segment: _Segment) -> None:
+        if self.position - segment.buffer_start <= _ms(self.config.trim_after_ms):
+            return
+        cut = segment.agreement.committed_end
+        if cut > segment.buffer_start:
+            segment.buffer_start = cut
+
+    def _drop_old_audio(self) -> None:
+        """Keep only audio a segment may still need (padding reaches back pad_ms)."""
+        keep_from = self.position - _ms(self.config.vad.pad_ms + self.config.vad.start_window_ms)
+        if self._segment is not None:
+            keep_from = min(keep_from, self._segment.buffer_start)
+        drop = keep_from - self._audio_start
+        if drop > SAMPLE_RATE:
+            self._audio = self._audio[drop:].copy()
+            self._audio_start = keep_from

@@ -1,0 +1,134 @@
+"""Whisper through faster-whisper (CTranslate2), tuned for streaming re-decodes.
+
+Streaming settings, each for a measured reason (DESIGN.md, ASR): greedy decoding
+at a single temperature (faster-whisper's fallback ladder stalled for 10-56 s),
+no conditioning on previous text and no internal VAD (our VAD already bounds the
+buffer), word timestamps for LocalAgreement and buffer trimming.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dragoman.errors import BackendError, UnsupportedLanguageError
+from dragoman.events import SAMPLE_RATE, FloatAudio, Word
+from dragoman.languages import normalize_language
+from dragoman.models import ModelStore, ResolvedModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """One decode of a buffer. Word times are samples from the buffer's start."""
+
+    words: tuple[Word, ...]
+    language: str
+    language_probability: float
+    no_speech_probability: float
+
+
+class Transcriber(Protocol):
+    """What the streaming recognizer needs from a speech recognizer."""
+
+    def transcribe(self, audio: FloatAudio, *, language: str | None, prompt: str) -> Transcript: ...
+
+    def supports(self, language: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperConfig:
+    model: str = "whisper-base"
+    """Catalogue name (see `dragoman models list`)."""
+    model_path: str | None = None
+    """Explicit directory of CTranslate2 Whisper weights (overrides the catalogue)."""
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    device: str = "cpu"
+    beam_size: int = 1
+    """Greedy: beam 5 costs about 2x per decode on this CPU for little WER gain."""
+    candidate_languages: tuple[str, ...] = ()
+    """Restrict language detection to these (empty: all of Whisper's languages)."""
+
+
+class WhisperTranscriber:
+    """A loaded Whisper model. Thread-safe for one decode at a time per instance."""
+
+    def __init__(
+        self, config: WhisperConfig | None = None, store: ModelStore | None = None
+    ) -> None:
+        self.config = config or WhisperConfig()
+        self._store = store or ModelStore()
+        self._model: Any = None
+        self._languages: frozenset[str] = frozenset()
+
+    def start(self) -> None:
+        """Load the weights (explicit; a few seconds)."""
+        if self._model is not None:
+            return
+        from faster_whisper import WhisperModel
+
+        resolved = self._store.resolve(self.config.model, self.config.model_path)
+        cfg = self.config
+        kwargs: dict[str, Any] = {
+            "device": cfg.device, "compute_type": cfg.compute_type, "cpu_threads": cfg.cpu_threads,
+        }
+        if resolved.directory is not None:
+            self._model = WhisperModel(str(resolved.directory), **kwargs)
+        else:
+            self._model = WhisperModel(cfg.model, files=_in_memory(resolved), **kwargs)
+        self._languages = frozenset(self._model.supported_languages)
+        logger.info("loaded %s from %s", resolved.name, resolved.source)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        self.start()
+        return self._languages
+
+    def supports(self, language: str) -> bool:
+        return normalize_language(language) in self.languages
+
+    def transcribe(self, audio: FloatAudio, *, language: str | None, prompt: str) -> Transcript:
+        self.start()
+        if language is not None and language not in self._languages:
+            raise UnsupportedLanguageError(f"{self.config.model} cannot recognize {language!r}")
+        if language is None and self.config.candidate_languages:
+            language = self._detect_among(audio, self.config.candidate_languages)
+        try:
+            segments, info = self._model.transcribe(
+                audio,
+                language=language,
+                beam_size=self.config.beam_size,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                initial_prompt=prompt or None,
+                word_timestamps=True,
+                vad_filter=False,
+                without_timestamps=True,
+            )
+            materialized = list(segments)
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"whisper decode failed: {exc}") from exc
+        words = tuple(
+            Word(w.word, round(w.start * SAMPLE_RATE), round(w.end * SAMPLE_RATE), w.probability)
+            for segment in materialized
+            for w in (segment.words or ())
+            if w.word.strip()
+        )
+        no_speech = min((s.no_speech_prob for s in materialized), default=1.0)
+        return Transcript(words, info.language, float(info.language_probability), float(no_speech))
+
+    def _detect_among(self, audio: FloatAudio, candidates: tuple[str, ...]) -> str:
+        _, _, probabilities = self._model.detect_language(audio)
+        allowed = {normalize_language(c) for c in candidates}
+        ranked = [(p, code) for code, p in probabilities if code in allowed]
+        if not ranked:
+            raise UnsupportedLanguageError(f"none of {candidates} is a Whisper language")
+        return max(ranked)[1]
+
+
+def _in_memory(resolved: ResolvedModel) -> dict[str, bytes]:
+    """faster-whisper can load from bytes: split weights need no temporary file."""
+    return {name: resolved.read_bytes(name) for name in resolved.files}
