@@ -1,0 +1,84 @@
+"""The payload's error-correcting code: a K=7, rate-1/2 convolutional code.
+
+The industry-standard (133, 171) octal code (free distance 10), terminated with six
+zero tail bits, decoded by a soft-decision Viterbi decoder in numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+CONSTRAINT = 7
+TAIL_BITS = CONSTRAINT - 1
+_STATES = 1 << TAIL_BITS
+_POLYS = (0o133, 0o171)
+
+
+def _parity(value: int) -> int:
+    return bin(value).count("1") & 1
+
+
+# Output bits of every 7-bit register value (newest input bit in the LSB).
+_OUTPUTS = np.array(
+    [[_parity(reg & poly) for poly in _POLYS] for reg in range(1 << CONSTRAINT)], dtype=np.int8
+)
+
+
+def coded_length(data_bits: int) -> int:
+    """Number of coded bits for `data_bits` data bits (tail included)."""
+    return 2 * (data_bits + TAIL_BITS)
+
+
+def int_to_bits(value: int, n_bits: int) -> npt.NDArray[np.int8]:
+    """The `n_bits` bits of `value`, most significant first."""
+    return np.array([(value >> (n_bits - 1 - i)) & 1 for i in range(n_bits)], dtype=np.int8)
+
+
+def bits_to_int(bits: npt.NDArray[np.int8]) -> int:
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return value
+
+
+def encode(bits: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+    """Convolutionally encode `bits` (0/1) plus the zero tail; returns 0/1 coded bits."""
+    state = 0
+    out = np.empty(coded_length(bits.size), dtype=np.int8)
+    padded = np.concatenate([bits.astype(np.int64), np.zeros(TAIL_BITS, dtype=np.int64)])
+    for i, bit in enumerate(padded):
+        reg = ((state << 1) | int(bit)) & ((1 << CONSTRAINT) - 1)
+        out[2 * i : 2 * i + 2] = _OUTPUTS[reg]
+        state = reg & (_STATES - 1)
+    return out
+
+
+def viterbi_decode(soft: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
+    """Decode soft coded values (positive means bit 1) to the data bits (tail removed).
+
+    Maximises the correlation between `soft` and the antipodal codeword.
+    """
+    if soft.size % 2 or soft.size < coded_length(0):
+        raise ValueError(f"bad coded length {soft.size}")
+    steps = soft.size // 2
+    next_states = np.arange(_STATES)
+    # Each next state ns has two predecessors; their registers are ns and ns | 64.
+    regs = np.stack([next_states, next_states | _STATES])  # (2, 64)
+    preds = regs >> 1  # predecessor states
+    signs = 2.0 * _OUTPUTS[regs].astype(np.float64) - 1.0  # (2, 64, 2)
+    metric = np.full(_STATES, -np.inf)
+    metric[0] = 0.0
+    choices = np.empty((steps, _STATES), dtype=np.int8)
+    for i in range(steps):
+        branch = signs[..., 0] * soft[2 * i] + signs[..., 1] * soft[2 * i + 1]
+        candidates = metric[preds] + branch  # (2, 64)
+        pick = np.argmax(candidates, axis=0)
+        choices[i] = pick
+        metric = candidates[pick, next_states]
+    state = 0  # terminated code: the tail drives the encoder back to state 0
+    bits = np.empty(steps, dtype=np.int8)
+    for i in range(steps - 1, -1, -1):
+        bits[i] = state & 1
+        state = int(preds[choices[i, state], state])
+    return bits[: steps - TAIL_BITS]
