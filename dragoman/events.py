@@ -181,3 +181,28 @@ class Error:
 
 SourceEvent = SpeechStarted | SpeechEnded | SourceText | Error
 Event = SpeechStarted | SpeechEnded | SourceText | TranslationText | AudioChunk | Lag | Error
+
+
+def event_to_dict(event: Event) -> dict[str, object]:
+    """A JSON-ready view of an event: type name, times in samples and seconds, no PCM."""
+    out: dict[str, object] = {"type": type(event).__name__}
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if name == "pcm":
+            out["samples"] = int(len(value))
+        elif isinstance(value, tuple):
+            out[name] = [_word_dict(w) if isinstance(w, Word) else w for w in value]
+        elif isinstance(value, Span):
+            out[name] = {"start": value.start, "end": value.end}
+        else:
+            out[name] = value
+    return out
+
+
+def _word_dict(word: Word) -> dict[str, object]:
+    return {
+        "text": word.text.strip(),
+        "start": word.start,
+        "end": word.end,
+        "probability": round(float(word.probability), 4),
+    }

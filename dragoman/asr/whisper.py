@@ -126,7 +126,8 @@ class WhisperTranscriber:
         ranked = [(p, code) for code, p in probabilities if code in allowed]
         if not ranked:
             raise UnsupportedLanguageError(f"none of {candidates} is a Whisper language")
-        return max(ranked)[1]
+        best: str = max(ranked)[1]
+        return best
 
 
 def _in_memory(resolved: ResolvedModel) -> dict[str, bytes]:
