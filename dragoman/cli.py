@@ -13,7 +13,11 @@ from dragoman.errors import DragomanError
 # Subcommand modules, each exposing `register(subparsers)`; the registered parser
 # carries a `run(args) -> int` default. Listed explicitly: no import side effects.
 COMMANDS = (
+    "dragoman.commands.transcribe",
     "dragoman.commands.models",
+    "dragoman.commands.say",
+    "dragoman.commands.languages",
+    "dragoman.commands.watermark",
 )
 
 

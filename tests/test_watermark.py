@@ -24,9 +24,9 @@ from dragoman.watermark import (
     WatermarkKey,
     WatermarkKeyError,
     detect,
+    ecc,
     embed,
 )
-from dragoman.watermark import ecc
 
 PAYLOAD = 0x1234ABCD
 

@@ -12,6 +12,7 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +21,9 @@ from dragoman.audio import resample
 from dragoman.errors import AudioError, BackendError
 from dragoman.events import FloatAudio
 
-AttackFn = Callable[[FloatAudio, int, np.random.Generator, FloatAudio | None], FloatAudio]
+Rng = np.random.Generator
+Donor = FloatAudio | None
+AttackFn = Callable[[FloatAudio, int, Rng, Donor], FloatAudio]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +46,13 @@ def codec_roundtrip(
     buffer = io.BytesIO()
     try:
         with av.open(buffer, mode="w", format=container) as out:
-            stream = out.add_stream(codec, rate=rate)
+            stream: Any = out.add_stream(codec, rate=rate)
             stream.bit_rate = bitrate
             stream.layout = "mono"
             frame_size = 960 if codec == "libopus" else 1152
             for start in range(0, source.size, frame_size):
-                piece = source[start : start + frame_size].reshape(1, -1)
-                frame = av.AudioFrame.from_ndarray(piece.astype(np.float32), format="flt",
-                                                   layout="mono")
+                block = source[start : start + frame_size].reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
                 frame.sample_rate = rate
                 for packet in stream.encode(frame):
                     out.mux(packet)
@@ -61,8 +63,8 @@ def codec_roundtrip(
         with av.open(buffer, mode="r", format=container) as inp:
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
             for decoded in inp.decode(audio=0):
-                for piece in resampler.resample(decoded):
-                    chunks.append(piece.to_ndarray().reshape(-1))
+                for out_frame in resampler.resample(decoded):
+                    chunks.append(np.asarray(out_frame.to_ndarray(), dtype=np.float32).ravel())
     except av.FFmpegError as exc:
         raise BackendError(f"{codec} round trip failed: {exc}") from exc
     if not chunks:
@@ -124,33 +126,33 @@ def change_speed(audio: FloatAudio, sample_rate: int, factor: float) -> FloatAud
 
 
 def _resample_trip(rate: int) -> AttackFn:
-    def attack(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+    def attack(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
         return resample(resample(x, sr, rate), rate, sr)
 
     return attack
 
 
 def _codec(codec: str, container: str, bitrate: int, rate: int) -> AttackFn:
-    def attack(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+    def attack(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
         return codec_roundtrip(x, sr, codec, container, bitrate, rate)
 
     return attack
 
 
-def _crop(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+def _crop(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
     """Drop a random 0-0.5 s from the start and the end: the frame grid moves off."""
     head = int(rng.integers(0, sr // 2))
     tail = int(rng.integers(0, sr // 2))
     return np.ascontiguousarray(x[head : max(head + sr, x.size - tail)])
 
 
-def _shift(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+def _shift(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
     """Prepend 0-0.3 s of silence (a time shift by a random number of samples)."""
     lead = np.zeros(int(rng.integers(1, int(0.3 * sr))), dtype=np.float32)
     return np.concatenate([lead, x])
 
 
-def _concat(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+def _concat(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
     """Unmarked audio (the donor), then the marked audio, then more unmarked audio."""
     if d is None or d.size < 2:
         raise AudioError("the concatenation attack needs unmarked donor audio")
@@ -158,7 +160,7 @@ def _concat(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | No
     return np.concatenate([d[:half], x, d[half:]]).astype(np.float32)
 
 
-def _echo(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+def _echo(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
     """A room-like double echo: 0.5 at 60 ms and 0.25 at 150 ms."""
     out = x.astype(np.float64).copy()
     for delay_s, gain in ((0.06, 0.5), (0.15, 0.25)):
@@ -168,40 +170,41 @@ def _echo(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None
 
 
 def _gain(db: float) -> AttackFn:
-    def attack(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
-        return np.clip(x * 10 ** (db / 20), -1.0, 1.0).astype(np.float32)
+    def attack(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
+        louder: FloatAudio = np.clip(x * 10 ** (db / 20), -1.0, 1.0).astype(np.float32)
+        return louder
 
     return attack
 
 
-def _clip(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+def _clip(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
     """Hard clipping at half the peak (heavy distortion on every loud syllable)."""
     level = 0.5 * float(np.max(np.abs(x)))
     return np.clip(x, -level, level).astype(np.float32)
 
 
 def _band(low: float, high: float) -> AttackFn:
-    def attack(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+    def attack(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
         return fft_filter(x, sr, low, min(high, sr / 2))
 
     return attack
 
 
 def _noise(pink: bool) -> AttackFn:
-    def attack(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+    def attack(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
         return add_noise(x, rng, 20.0, pink)
 
     return attack
 
 
 def _speed(factor: float) -> AttackFn:
-    def attack(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+    def attack(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
         return change_speed(x, sr, factor)
 
     return attack
 
 
-def _none(x: FloatAudio, sr: int, rng: np.random.Generator, d: FloatAudio | None) -> FloatAudio:
+def _none(x: FloatAudio, sr: int, rng: Rng, d: Donor) -> FloatAudio:
     return x
 
 

@@ -1,0 +1,90 @@
+"""A fast subset of the attack suite on real speech, localization, and the CLI.
+
+The full attack matrix on 2 s windows is `bench/watermark.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dragoman.audio import load_audio, write_wav
+from dragoman.cli import main
+from dragoman.corpus import prompts
+from dragoman.events import FloatAudio
+from dragoman.watermark import WatermarkKey, detect, embed
+from dragoman.watermark.attacks import ATTACKS
+
+PAYLOAD = 0x0BADF00D
+RATE = 16_000
+
+
+@functools.cache
+def _key() -> WatermarkKey:
+    return WatermarkKey.from_passphrase("attacks")
+
+
+@functools.cache
+def _marked() -> tuple[FloatAudio, FloatAudio]:
+    chosen = prompts("en")[100:105]
+    audio = np.concatenate([load_audio(p.path, RATE) for p in chosen])
+    return audio, embed(audio, _key(), payload=PAYLOAD, sample_rate=RATE)
+
+
+@pytest.mark.parametrize(
+    "name", ["mp3_64k", "aac_64k", "resample_48k", "highpass_500", "gain_minus_6db", "crop"]
+)
+def test_mark_survives_attack(name: str) -> None:
+    _, marked = _marked()
+    attacked = ATTACKS[name].apply(marked, RATE, np.random.default_rng(1), None)
+    assert not np.array_equal(attacked[:1000], marked[:1000]) or name == "crop"
+    found = detect(attacked, _key(), sample_rate=RATE)
+    assert found.detected, f"{name}: z={found.z_score:.2f}"
+    assert found.payload == PAYLOAD
+
+
+def test_codec_attack_changes_the_audio_and_keeps_the_length() -> None:
+    _, marked = _marked()
+    coded = ATTACKS["opus_32k"].apply(marked, RATE, np.random.default_rng(0), None)
+    assert coded.size == marked.size
+    error = 10 * np.log10(np.sum(marked**2) / np.sum((coded - marked) ** 2))
+    assert 3.0 < error < 40.0  # a real lossy codec ran: changed, but still the same speech
+
+
+def test_concatenation_is_localized() -> None:
+    _, marked = _marked()
+    donor = np.concatenate([load_audio(p.path, RATE) for p in prompts("es")[200:203]])
+    mixed = ATTACKS["concat"].apply(marked, RATE, np.random.default_rng(0), donor)
+    found = detect(mixed, _key(), sample_rate=RATE)
+    assert found.detected and found.payload == PAYLOAD
+    start = (donor.size // 2) / RATE
+    end = start + marked.size / RATE
+    spans = found.marked_spans
+    covered = sum(min(b, end) - max(a, start) for a, b in spans if b > start and a < end)
+    outside = sum(b - a for a, b in found.marked_spans) - covered
+    assert covered > 0.6 * (end - start)
+    assert outside < 1.0
+
+
+def test_cli_embed_and_detect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DRAGOMAN_WATERMARK_KEY", "cli test passphrase")
+    source = prompts("fr")[20].path
+    clean = tmp_path / "clean.wav"
+    write_wav(clean, np.concatenate([load_audio(p.path, RATE) for p in prompts("fr")[20:24]]), RATE)
+    marked = tmp_path / "marked.wav"
+    assert main(["watermark", "embed", str(clean), str(marked), "--payload", "0xC0FFEE01"]) == 0
+    capsys.readouterr()
+    assert main(["watermark", "detect", str(marked), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["detected"] is True and report["payload"] == "0xC0FFEE01"
+    assert report["p_value"] < 1e-4 and report["marked_spans"]
+    assert main(["watermark", "detect", str(clean)]) == 1
+    assert "detected: no" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse rejects a payload outside 32 bits
+        main(["watermark", "embed", str(source), str(marked), "--payload", "0x1FFFFFFFF"])
+    assert main(["watermark", "detect", str(tmp_path / "missing.wav")]) == 2
