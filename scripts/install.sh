@@ -19,3 +19,4 @@ python3 -m pip install -q --disable-pip-version-check -e ".[all,dev]" 2>&1 \
   | grep -v -e "^WARNING: Location" -e "Running pip as the 'root' user" || true
 # pip's exit status is hidden by the filter above: verify the install instead.
 python3 -c "import dragoman" && command -v dragoman >/dev/null
+bash scripts/install_voices.sh  # Kokoro TTS voices (npm kokoro-js) into the model store

@@ -149,7 +149,7 @@ class KokoroBackend:
                 return
             try:
                 import onnxruntime as ort
-                from kokoro_onnx import Tokenizer
+                from kokoro_onnx.tokenizer import Tokenizer
                 from kokoro_onnx.session import embedded_vocab
             except ImportError as exc:
                 raise ModelNotFoundError(
@@ -162,7 +162,7 @@ class KokoroBackend:
             session = ort.InferenceSession(
                 str(model), sess_options=options, providers=["CPUExecutionProvider"]
             )
-            self._tokenizer = Tokenizer(vocab=embedded_vocab(session) or None)
+            self._tokenizer = Tokenizer(vocab=embedded_vocab(session) or {})
             self._voice_paths = {n: p for n, p in voices.items() if _voice_record(n)}
             self._session = session
             logger.info("Kokoro ready: %s, %d voices", model.name, len(self._voice_paths))
@@ -225,7 +225,8 @@ class KokoroBackend:
         self._require()
         if voice.backend != self.name or voice.name not in self._voice_paths:
             raise UnsupportedLanguageError(f"{voice.name!r} is not an installed Kokoro voice")
-        from kokoro_onnx import split_phonemes, trim_audio
+        from kokoro_onnx.chunker import split_phonemes
+        from kokoro_onnx.trim import trim as trim_audio
 
         style = self._style(voice.name)
         with self._lock:

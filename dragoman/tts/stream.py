@@ -58,7 +58,11 @@ class SynthesisStream:
         await self._submit(work)
 
     async def push_source(self, samples: FloatAudio, start: int) -> None:
-        await self._submit(lambda: (self._core.push_source(samples, start), [])[1])
+        def work() -> list[AudioChunk]:
+            self._core.push_source(samples, start)
+            return []
+
+        await self._submit(work)
 
     async def say(self, text: str, *, source_span: Span | None = None,
                   prosody_from: FloatAudio | None = None) -> None:
