@@ -1,0 +1,236 @@
+"""Watermark benchmark: TPR on 2 s windows under every attack, FPR, SNR, PESQ, speed,
+localization. Prints a table and writes bench/results/watermark.json.
+
+    python bench/watermark.py [--clips 40] [--windows 3] [--null 2000]
+
+Real speech only: Asterisk prompts (en, es marked; en, es, fr unmarked), 16 kHz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from dragoman.audio import load_audio
+from dragoman.corpus import prompts
+from dragoman.events import FloatAudio
+from dragoman.watermark import StreamingEmbedder, WatermarkKey, detect, embed
+from dragoman.watermark.attacks import ATTACKS
+
+RATE = 16_000
+WINDOW = 2 * RATE
+KEY = WatermarkKey.from_passphrase("bench")
+OTHER_KEY = WatermarkKey.from_passphrase("bench-other")
+
+
+def speech_clips(languages: tuple[str, ...], count: int, seconds: float, skip: int = 0
+                 ) -> list[FloatAudio]:
+    """Consecutive prompts concatenated into clips of at least `seconds`."""
+    clips: list[FloatAudio] = []
+    for language in languages:
+        parts: list[FloatAudio] = []
+        for item in prompts(language)[skip:]:
+            parts.append(load_audio(item.path, RATE))
+            if sum(p.size for p in parts) >= seconds * RATE:
+                clips.append(np.concatenate(parts))
+                parts = []
+                if len(clips) >= count * (languages.index(language) + 1) // len(languages):
+                    break
+    return clips[:count]
+
+
+def active_fraction(audio: FloatAudio) -> float:
+    frames = audio[: audio.size // 320 * 320].reshape(-1, 320)
+    energy = (frames.astype(np.float64) ** 2).mean(axis=1)
+    return float(np.mean(energy > energy.max() * 1e-4)) if energy.size else 0.0
+
+
+def speech_window(audio: FloatAudio, rng: np.random.Generator) -> FloatAudio:
+    """A random 2 s window with at least half of it speech (random sample offset)."""
+    best = audio[:WINDOW]
+    for _ in range(20):
+        start = int(rng.integers(0, max(1, audio.size - WINDOW)))
+        window = audio[start : start + WINDOW]
+        if active_fraction(window) >= 0.5:
+            return window
+        best = window
+    return best
+
+
+def payload_bit_errors(a: int, b: int | None) -> int:
+    return 32 if b is None else bin(a ^ b).count("1")
+
+
+def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
+                windows: int, rng: np.random.Generator) -> dict[str, dict[str, float | str]]:
+    rows: dict[str, dict[str, float | str]] = {}
+    for name, attack in ATTACKS.items():
+        hits = exact = bit_errors = trials = 0
+        started = time.perf_counter()
+        for index, (payload, clip) in enumerate(marked):
+            donor = donors[index % len(donors)][: 2 * RATE]
+            attacked = attack.apply(clip, RATE, rng, donor)
+            for _ in range(windows):
+                if name == "concat":  # 1 s unmarked + marked + 1 s unmarked, detected whole
+                    piece = attacked
+                else:
+                    piece = speech_window(attacked, rng)
+                found = detect(piece, KEY, RATE)
+                trials += 1
+                hits += found.detected
+                exact += found.payload == payload
+                bit_errors += payload_bit_errors(payload, found.payload) if found.detected else 0
+        rows[name] = {
+            "group": attack.group,
+            "description": attack.description,
+            "tpr": hits / trials,
+            "payload_exact": exact / trials,
+            "payload_ber_detected": bit_errors / max(1, 32 * hits),
+            "trials": trials,
+            "seconds": time.perf_counter() - started,
+        }
+        print(f"  {name:18s} TPR {hits / trials:.3f}  payload exact {exact / trials:.3f}",
+              flush=True)
+    return rows
+
+
+def run_null(count: int, rng: np.random.Generator) -> dict[str, float]:
+    """Unmarked speech, and speech marked with another key, scored with the bench key."""
+    clips = speech_clips(("en", "es", "fr"), 120, 6.0, skip=300)
+    others = [embed(c, OTHER_KEY, int(rng.integers(0, 2**32)), RATE) for c in clips[:20]]
+    p_values: list[float] = []
+    z_scores: list[float] = []
+    for i in range(count):
+        source = others[i % len(others)] if i % 10 == 0 else clips[i % len(clips)]
+        found = detect(speech_window(source, rng), KEY, RATE)
+        p_values.append(found.p_value)
+        z_scores.append(found.z_score)
+    p = np.array(p_values)
+    return {
+        "clips": count,
+        "fpr_at_1e-4": float(np.mean(p <= 1e-4)),
+        "fraction_p_le_0.1": float(np.mean(p <= 0.1)),
+        "fraction_p_le_0.01": float(np.mean(p <= 0.01)),
+        "fraction_p_le_0.001": float(np.mean(p <= 0.001)),
+        "max_z": float(np.max(z_scores)),
+        "wrong_key_clips": len(range(0, count, 10)),
+    }
+
+
+def quality(pairs: list[tuple[FloatAudio, FloatAudio]]) -> dict[str, float]:
+    from pesq import pesq
+
+    snrs = [
+        10 * np.log10(np.sum(np.square(a, dtype=np.float64)) / np.sum(np.square(m - a)))
+        for a, m in pairs
+    ]
+    scores = [float(pesq(RATE, a, m, "wb")) for a, m in pairs]
+    return {
+        "snr_db_median": float(np.median(snrs)),
+        "snr_db_min": float(np.min(snrs)),
+        "pesq_wb_median": float(np.median(scores)),
+        "pesq_wb_min": float(np.min(scores)),
+    }
+
+
+def speed(clips: list[FloatAudio]) -> dict[str, float]:
+    embed_x: list[float] = []
+    stream_x: list[float] = []
+    detect_x: list[float] = []
+    for clip in clips:
+        started = time.perf_counter()
+        marked = embed(clip, KEY, 7, RATE)
+        embed_x.append(clip.size / RATE / (time.perf_counter() - started))
+        audio24 = np.repeat(clip, 3)[::2]  # a 24 kHz-sized stream, fed in 20 ms chunks
+        streamer = StreamingEmbedder(KEY, 7, 24_000)
+        started = time.perf_counter()
+        for start in range(0, audio24.size, 480):
+            streamer.feed(audio24[start : start + 480])
+        streamer.finish()
+        stream_x.append(audio24.size / 24_000 / (time.perf_counter() - started))
+        window = marked[:WINDOW]
+        started = time.perf_counter()
+        detect(window, KEY, RATE)
+        detect_x.append(window.size / RATE / (time.perf_counter() - started))
+    return {
+        "embed_x_realtime_median": statistics.median(embed_x),
+        "stream_24k_20ms_chunks_x_realtime_median": statistics.median(stream_x),
+        "detect_2s_x_realtime_median": statistics.median(detect_x),
+    }
+
+
+def localization(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio]
+                 ) -> dict[str, float]:
+    """[3 s unmarked][marked clip][3 s unmarked]: accuracy on a 0.1 s grid of speech."""
+    correct = total = 0
+    for index, (_, clip) in enumerate(marked[:20]):
+        donor = donors[(index + 1) % len(donors)]
+        head, tail = donor[: 3 * RATE], donor[3 * RATE : 6 * RATE]
+        mixed = np.concatenate([head, clip, tail])
+        found = detect(mixed, KEY, RATE)
+        begin, end = head.size / RATE, (head.size + clip.size) / RATE
+        for t in np.arange(0.05, mixed.size / RATE, 0.1):
+            piece = mixed[int((t - 0.05) * RATE) : int((t + 0.05) * RATE)]
+            if piece.size == 0 or np.sqrt(np.mean(piece.astype(np.float64) ** 2)) < 3e-3:
+                continue  # silence carries no mark either way
+            truth = begin <= t < end
+            said = any(a <= t < b for a, b in found.marked_spans)
+            correct += truth == said
+            total += 1
+    return {"frame_accuracy": correct / max(1, total), "grid_points": total}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--null", type=int, default=2000)
+    args = parser.parse_args()
+    rng = np.random.default_rng(2024)
+    clean = speech_clips(("en", "es"), args.clips, 4.5)
+    donors = speech_clips(("fr",), 20, 6.0)
+    marked = [(int(rng.integers(0, 2**32)), c) for c in clean]
+    marked = [(p, embed(c, KEY, p, RATE)) for p, c in marked]
+    print(f"{len(marked)} marked clips, median {np.median([c.size for c in clean]) / RATE:.1f} s")
+    results: dict[str, object] = {"clips": len(marked), "windows_per_clip": args.windows}
+    results["quality"] = quality(list(zip(clean, (m for _, m in marked), strict=True)))
+    results["speed"] = speed(clean[:20])
+    results["localization"] = localization(marked, donors)
+    results["null"] = run_null(args.null, rng)
+    results["attacks"] = run_attacks(marked, donors, args.windows, rng)
+    print_table(results)
+    out = Path(__file__).parent / "results" / "watermark.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def print_table(results: dict[str, object]) -> None:
+    attacks = results["attacks"]
+    assert isinstance(attacks, dict)
+    print("\n| attack | TPR (2 s windows) | payload exact | payload BER when detected |")
+    print("|---|---|---|---|")
+    for group in ("main", "speed"):
+        for name, row in attacks.items():
+            if row["group"] == group:
+                print(f"| {name}{' (reported apart)' if group == 'speed' else ''} | "
+                      f"{row['tpr']:.3f} | {row['payload_exact']:.3f} | "
+                      f"{row['payload_ber_detected']:.4f} |")
+    main_rows = [r for r in attacks.values() if r["group"] == "main"]
+    mean_tpr: npt.NDArray[np.float64] = np.array([r["tpr"] for r in main_rows])
+    print(f"\nmean TPR over main attacks {mean_tpr.mean():.3f}, worst {mean_tpr.min():.3f}")
+    for section in ("null", "quality", "speed", "localization"):
+        values = results[section]
+        assert isinstance(values, dict)
+        print(f"{section}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()
