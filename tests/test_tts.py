@@ -39,8 +39,10 @@ def router() -> Router:
     return router
 
 
-def make(router: Router, language: str, **options: object) -> Synthesizer:
-    synth = Synthesizer(SynthesisConfig(language, payload=PAYLOAD, **options), KEY, router)
+def make(router: Router, language: str, *, backend: str | None = None,
+         voice: str | None = None, rate: float = 1.0) -> Synthesizer:
+    config = SynthesisConfig(language, backend=backend, voice=voice, rate=rate, payload=PAYLOAD)
+    synth = Synthesizer(config, KEY, router)
     synth.start()
     return synth
 
@@ -132,7 +134,7 @@ def test_bad_input_is_a_clear_error(
     router: Router, text: str, options: dict[str, float], error: type[DragomanError]
 ) -> None:
     with pytest.raises(error):
-        synth = make(router, "en", **options)
+        synth = make(router, "en", rate=options.get("rate", 1.0))
         synth.say(text)
 
 

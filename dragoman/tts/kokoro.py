@@ -149,8 +149,8 @@ class KokoroBackend:
                 return
             try:
                 import onnxruntime as ort
-                from kokoro_onnx.tokenizer import Tokenizer
                 from kokoro_onnx.session import embedded_vocab
+                from kokoro_onnx.tokenizer import Tokenizer
             except ImportError as exc:
                 raise ModelNotFoundError(
                     "Kokoro needs its runtime: pip install 'dragoman[tts]'"
