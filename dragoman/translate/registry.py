@@ -1,0 +1,126 @@
+"""The explicit backend registry and language-pair routing.
+
+Backends are listed here by name (no registration by import side effect); each
+entry is a factory that imports its heavy runtime only when called.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dragoman.errors import DragomanError, ModelNotFoundError, UnsupportedLanguageError
+from dragoman.languages import normalize_language
+from dragoman.translate.base import TranslationBackend
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "nllb-200-distilled-600M"
+NEURAL_MODELS = (
+    "nllb-200-distilled-600M",
+    "nllb-200-distilled-1.3B",
+    "nllb-200-3.3B",
+    "m2m100_418M",
+    "m2m100_1.2B",
+)
+
+
+def _ctranslate2(**options: Any) -> TranslationBackend:
+    from dragoman.translate.ct2_backend import CTranslate2Backend
+
+    return CTranslate2Backend(**options)
+
+
+def _diffusion(**options: Any) -> TranslationBackend:
+    from dragoman.translate.diffusion import DiffusionBackend
+
+    return DiffusionBackend(**options)
+
+
+def _apertium(**options: Any) -> TranslationBackend:
+    from dragoman.translate.apertium import ApertiumBackend
+
+    return ApertiumBackend(**options)
+
+
+BACKENDS: dict[str, Callable[..., TranslationBackend]] = {
+    "ctranslate2": _ctranslate2,
+    "diffusion": _diffusion,
+    "apertium": _apertium,
+}
+"""Every translation backend by name. `create_backend` looks names up here."""
+
+
+def create_backend(name: str, **options: Any) -> TranslationBackend:
+    """A backend by registry name, not yet started (call `start()` to load it)."""
+    try:
+        factory = BACKENDS[name]
+    except KeyError:
+        known = ", ".join(sorted(BACKENDS))
+        raise DragomanError(f"unknown translation backend {name!r}; known: {known}") from None
+    return factory(**options)
+
+
+def installed_neural_model() -> str | None:
+    """The first NLLB/M2M100 model whose weights are on this machine (no download)."""
+    from dragoman.models import ModelStore
+
+    store = ModelStore()
+    for name in NEURAL_MODELS:
+        if name in store.catalogue and store.find(name) is not None:
+            return name
+    return None
+
+
+def _apertium_pairs() -> set[tuple[str, str]]:
+    from dragoman.translate.apertium import installed_pairs
+
+    return set(installed_pairs())
+
+
+def available_pairs() -> dict[tuple[str, str], str]:
+    """Every direct pair translatable here -> the backend that would serve it.
+
+    Apertium pairs are listed explicitly; an installed NLLB/M2M100 model serves any
+    pair of its languages (listed only through `can_translate`, since 200 languages
+    make 40,000 pairs).
+    """
+    return {pair: "apertium" for pair in sorted(_apertium_pairs())}
+
+
+def can_translate(source_lang: str, target_lang: str) -> str | None:
+    """The backend name that would translate this direct pair here, or None.
+
+    Prefers an installed neural model (NLLB-200 / M2M100), then Apertium.
+    """
+    src, tgt = normalize_language(source_lang), normalize_language(target_lang)
+    if src == tgt:
+        return None
+    model = installed_neural_model()
+    if model is not None:
+        from dragoman.translate.ct2_backend import model_language_codes
+
+        codes = model_language_codes(model)
+        if src in codes and tgt in codes:
+            return "ctranslate2"
+    if (src, tgt) in _apertium_pairs():
+        return "apertium"
+    return None
+
+
+def backend_for_pair(source_lang: str, target_lang: str) -> TranslationBackend:
+    """A (not yet started) backend for a pair, or a clear error naming the fix."""
+    name = can_translate(source_lang, target_lang)
+    if name == "ctranslate2":
+        return create_backend("ctranslate2", model=installed_neural_model())
+    if name is not None:
+        return create_backend(name)
+    src, tgt = normalize_language(source_lang), normalize_language(target_lang)
+    if src == tgt:
+        raise UnsupportedLanguageError(f"source and target are both {src!r}")
+    raise ModelNotFoundError(
+        f"nothing here translates {src}->{tgt}: run `dragoman models pull {DEFAULT_MODEL}` "
+        f"(NLLB-200, 200 languages), or install an Apertium pair "
+        f"(apt-get install apertium-{src}-{tgt}) if one exists"
+    )
