@@ -74,6 +74,9 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> FloatAudio:
     file = Path(path)
     if not file.is_file():
         raise AudioError(f"no such audio file: {file}")
+    missing = _riff_shortfall(file)
+    if missing:
+        raise AudioError(f"{file} is truncated: {missing} bytes of audio data are missing")
     chunks: list[npt.NDArray[np.float32]] = []
     try:
         with av.open(str(file), metadata_errors="ignore") as container:
@@ -101,6 +104,29 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> FloatAudio:
             f"but only {decoded:.2f} s could be decoded"
         )
     return check_audio(audio)
+
+
+def _riff_shortfall(file: Path) -> int:
+    """Bytes a RIFF/WAVE file's `data` chunk promises beyond the end of the file.
+
+    FFmpeg estimates a WAV's duration from the file size, so a truncated WAV would
+    decode silently; the chunk header still holds the original length.
+    """
+    with file.open("rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return 0
+        size = file.stat().st_size
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return 0
+            length = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                if length in (0, 0xFFFFFFFF):  # streaming writers leave it open
+                    return 0
+                return max(0, handle.tell() + length - size)
+            handle.seek(length + (length & 1), 1)
 
 
 def _declared_seconds(container: object, stream: object) -> float | None:

@@ -58,6 +58,9 @@ class RecognizerConfig:
 
     language: str | None = None
     """Source language; None detects it per utterance (a guess with a probability)."""
+    language_lock_probability: float = 0.8
+    """With detection, an utterance's language is fixed once a decode is this sure;
+    until then every decode re-detects (short buffers are often misjudged)."""
     interim_interval_ms: int = 600
     """Least new speech between interim re-decodes (the cadence on fast hardware)."""
     compute_budget: float = 0.4
@@ -83,6 +86,8 @@ class _Segment:
     start: Samples
     buffer_start: Samples
     language: str | None
+    """Locked language (given, or detected with enough confidence); None: still guessing."""
+    guess: str = "und"
     language_probability: float = 1.0
     last_decode_end: Samples = 0
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
@@ -195,8 +200,10 @@ class StreamingRecognizer:
         self.decode_samples += audio.size
         segment.last_decode_end = end
         if segment.language is None:
-            segment.language = transcript.language
+            segment.guess = transcript.language
             segment.language_probability = transcript.language_probability
+            if transcript.language_probability >= self.config.language_lock_probability:
+                segment.language = transcript.language
         offset = segment.buffer_start
         words = [Word(w.text, w.start + offset, w.end + offset, w.probability)
                  for w in transcript.words]
@@ -229,7 +236,7 @@ class StreamingRecognizer:
 
     def _emit(self, segment: _Segment, committed: list[Word], *, final: bool) -> None:
         tentative = () if final else segment.agreement.tentative
-        language = segment.language or "und"
+        language = segment.language or segment.guess
         self._events.append(SourceText(
             utterance=segment.utterance, language=language, committed=tuple(committed),
             tentative=tentative, final=final, language_probability=segment.language_probability,

@@ -1,0 +1,91 @@
+"""LocalAgreement-2 and the hypothesis guards (pure logic, word lists in samples)."""
+
+from __future__ import annotations
+
+from dragoman.asr.agreement import (
+    LocalAgreement,
+    guard_repetitions,
+    guard_speaking_rate,
+    guard_trailing,
+)
+from dragoman.events import SAMPLE_RATE, Word
+
+S = SAMPLE_RATE
+
+
+def words(text: str, start: float = 0.0, step: float = 0.3, p: float = 0.9) -> list[Word]:
+    out = []
+    for i, token in enumerate(text.split()):
+        begin = round((start + i * step) * S)
+        out.append(Word(" " + token, begin, begin + round(step * S * 0.9), p))
+    return out
+
+
+def texts(items: list[Word] | tuple[Word, ...]) -> list[str]:
+    return [w.text.strip() for w in items]
+
+
+def test_commits_the_agreed_prefix_only() -> None:
+    agreement = LocalAgreement()
+    assert agreement.insert(words("the door is")) == []
+    committed = agreement.insert(words("the door was locked"))
+    assert texts(committed) == ["the", "door"]
+    assert texts(agreement.tentative) == ["was", "locked"]
+    assert texts(agreement.insert(words("the door was locked."))) == ["was", "locked."]
+
+
+def test_punctuation_and_case_do_not_block_agreement() -> None:
+    agreement = LocalAgreement()
+    agreement.insert(words("The door was locked."))
+    assert texts(agreement.insert(words("the door, was Locked,"))) == [
+        "the",
+        "door,",
+        "was",
+        "Locked,",
+    ]
+
+
+def test_committed_words_are_not_committed_twice() -> None:
+    agreement = LocalAgreement()
+    agreement.insert(words("press four for"))
+    agreement.insert(words("press four for the"))
+    # The buffer was trimmed: the next decode starts at "for" and repeats it.
+    again = words("for the next message", start=0.6)
+    assert texts(agreement.insert(again)) == ["the"]  # agrees with the tentative "the"
+    assert texts(agreement.insert(again)) == ["next", "message"]
+    assert texts(agreement.committed) == ["press", "four", "for", "the", "next", "message"]
+    # Without word times (a drifted decode) the repeated words are matched by text.
+    shifted = [Word(w.text, w.start + S, w.end + S, w.probability) for w in words("next message")]
+    assert agreement.insert(shifted) == [] and agreement.tentative == ()
+
+
+def test_flush_commits_the_final_hypothesis() -> None:
+    agreement = LocalAgreement()
+    agreement.insert(words("hello there"))
+    agreement.insert(words("hello there my"))
+    rest = agreement.flush(words("hello there my friend"))
+    assert texts(rest) == ["my", "friend"] and agreement.tentative == ()
+
+
+def test_repetition_loop_is_cut() -> None:
+    loop = words("ag " + "un " * 40)
+    assert texts(guard_repetitions(loop)) == ["ag", "un", "un"]
+    phrase = words("please enter please enter please enter please enter your code")
+    assert texts(guard_repetitions(phrase)) == ["please", "enter", "please", "enter"]
+    normal = words("no no I said no")
+    assert guard_repetitions(normal) == normal
+
+
+def test_impossible_speaking_rate_is_cut() -> None:
+    fast = words("a b c d e f g h i j k l", step=0.02)
+    assert len(guard_speaking_rate(fast)) < 6
+    normal = words("a b c d e f g h i j k l", step=0.3)
+    assert guard_speaking_rate(normal) == normal
+
+
+def test_trailing_hallucination_is_dropped() -> None:
+    final = words("ha sido bloqueada.") + [Word(" y", 2 * S, 2 * S + 4000, 0.02)]
+    kept = guard_trailing(final, speech_end=3 * S, min_probability=0.35)
+    assert texts(kept) == ["ha", "sido", "bloqueada."]
+    late = words("hola") + [Word(" adios", 3 * S, 3 * S + 100, 0.9)]
+    assert texts(guard_trailing(late, speech_end=3 * S, min_probability=0.35)) == ["hola"]

@@ -1,0 +1,66 @@
+"""The asyncio recognition stream: real-time pacing, backpressure, errors, close."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dragoman.asr import RecognizerConfig, RecognizeStream, StreamingRecognizer, run_realtime
+from dragoman.errors import AudioError, BackendError
+from dragoman.events import Error, SourceText, SpeechEnded, join_words
+from dragoman.textnorm import normalize_text
+
+
+async def test_realtime_run_commits_soon_after_speech(whisper: Any, speech: Any) -> None:
+    _, clip = speech.clip("en", "vm-passchanged")
+    audio = np.concatenate([speech.silence(0.5), clip, speech.silence(1.5)])
+    recognizer = StreamingRecognizer(whisper, RecognizerConfig(language="en"))
+    items = [item async for item in run_realtime(recognizer, audio)]
+    committed = [w for i in items if isinstance(i.event, SourceText) for w in i.event.committed]
+    assert normalize_text(join_words(committed)) == "your passwords have been changed"
+    duration = audio.size / 16000
+    # Paced at real time, the last event arrives shortly after the audio ends.
+    assert duration - 0.1 <= items[-1].emitted_at < duration + 5.0
+    assert isinstance(items[-1].event, SpeechEnded)
+
+
+class BrokenTranscriber:
+    """A stand-in transcriber that fails: the stage's error path, not a model test."""
+
+    def supports(self, language: str) -> bool:
+        return True
+
+    def transcribe(self, audio: Any, *, language: str | None, prompt: str) -> Any:
+        raise BackendError("decoder exploded")
+
+
+async def test_backend_failure_becomes_an_error_event(speech: Any) -> None:
+    _, clip = speech.clip("en", "vm-passchanged")
+    stream = RecognizeStream(StreamingRecognizer(BrokenTranscriber(), RecognizerConfig("en")))  # type: ignore[arg-type]
+    await stream.push_audio(clip)
+    await stream.push_audio(speech.silence(1.0))
+    await stream.end_input()
+    events = [e async for e in stream]
+    assert isinstance(events[-1], Error) and events[-1].code == "backend_failed"
+    assert events[-1].retryable
+
+
+async def test_bad_audio_is_refused_at_push(whisper: Any) -> None:
+    stream = RecognizeStream(StreamingRecognizer(whisper, RecognizerConfig("en")))
+    with pytest.raises(AudioError):
+        await stream.push_audio(np.full(160, np.nan, dtype=np.float32))
+    await stream.end_input()
+    assert [e async for e in stream] == []
+
+
+async def test_aclose_stops_promptly(whisper: Any, speech: Any) -> None:
+    _, clip = speech.clip("en", "demo-enterkeywords")
+    stream = RecognizeStream(StreamingRecognizer(whisper, RecognizerConfig("en")))
+    for start in range(0, clip.size, 320):
+        await stream.push_audio(clip[start : start + 320])
+    await asyncio.wait_for(stream.aclose(), 10)
+    with pytest.raises(Exception, match="after end_input"):
+        await stream.push_audio(clip[:320])
