@@ -15,6 +15,7 @@ import logging
 import os
 import select
 import shlex
+import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -50,6 +51,10 @@ def installed_pairs(modes_dir: Path = MODES_DIR) -> dict[tuple[str, str], Aperti
         try:
             src, tgt = (normalize_language(p) for p in parts)
         except UnsupportedLanguageError:
+            continue
+        missing = [argv[0] for argv in pipeline_commands(mode) if shutil.which(argv[0]) is None]
+        if missing:
+            logger.warning("apertium mode %s needs %s (not installed)", mode.stem, missing)
             continue
         pairs.setdefault((src, tgt), ApertiumPair(src, tgt, mode))
     return pairs
@@ -105,6 +110,7 @@ class ApertiumPipeline:
         self._lock = threading.Lock()
         self.restarts = 0
         self.requests = 0
+        self._spawned = False
 
     @property
     def pids(self) -> tuple[int, ...]:
@@ -125,7 +131,7 @@ class ApertiumPipeline:
         with self._lock:
             for attempt in (1, 2):
                 if not self._alive():
-                    if self._procs:
+                    if self._spawned:
                         self.restarts += 1
                         logger.warning("apertium %s pipeline died; restarting", self.pair.mode.stem)
                     self._spawn()
@@ -162,6 +168,7 @@ class ApertiumPipeline:
                 proc.kill()
             raise BackendError(f"cannot start Apertium ({exc}): apt-get install apertium") from exc
         self._procs = procs
+        self._spawned = True
 
     def _kill(self) -> None:
         for proc in self._procs:
@@ -194,6 +201,10 @@ class ApertiumPipeline:
                 raise BackendError("pipeline closed its output")
             buf += chunk
         answer, _, rest = buf.partition(b"\0")
+        if not self._alive():
+            # A stage died mid-request: its successors flush and exit, which can
+            # produce a spurious empty answer. Never trust it.
+            raise BackendError("a pipeline stage exited during the request")
         if rest.strip():
             raise BackendError("pipeline answered more than asked (out of sync)")
         return reformat(answer)
