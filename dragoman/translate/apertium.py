@@ -201,9 +201,10 @@ class ApertiumPipeline:
                 raise BackendError("pipeline closed its output")
             buf += chunk
         answer, _, rest = buf.partition(b"\0")
-        if not self._alive():
+        if not answer.strip() or not self._alive():
             # A stage died mid-request: its successors flush and exit, which can
-            # produce a spurious empty answer. Never trust it.
+            # produce a spurious empty answer (Apertium echoes even unknown words, so
+            # a non-empty request never has an empty answer). Never trust it.
             raise BackendError("a pipeline stage exited during the request")
         if rest.strip():
             raise BackendError("pipeline answered more than asked (out of sync)")
