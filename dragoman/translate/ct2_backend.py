@@ -315,10 +315,13 @@ class CTranslate2Backend:
             no_repeat_ngram_size=0,
         )
         out = []
-        for req, res in zip(requests, results, strict=True):
+        for req, res, source, prefix in zip(requests, results, sources, prefixes, strict=True):
             tokens = list(res.hypotheses[0])
             skip = 1 + len(req.prefix)
             if tokens[:1] != [self.language_token(req.target_lang)]:
                 skip -= 1  # some CTranslate2 versions drop the forced language token
-            out.append(tuple(t for t in tokens[skip:] if t != EOS))
+            # The decoding bound is per batch; apply each request's own bound so a
+            # result never depends on which other sessions shared the batch.
+            own_limit = len(prefix) + 2 * len(source) + 8 - 1 - len(req.prefix)
+            out.append(tuple(t for t in tokens[skip:] if t != EOS)[:own_limit])
         return out
