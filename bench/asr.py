@@ -1,0 +1,239 @@
+"""Streaming speech recognition benchmark on real speech (Asterisk prompts).
+
+Per language:
+* WER of the streaming recognizer (utterances in one stream, 1 s apart) against
+  the same model transcribing each whole utterance offline;
+* WER and VAD precision/recall with white noise and babble at 10 dB SNR, for
+  webrtcvad and Silero;
+* real-time factor (compute / audio) and decodes per second of audio;
+* commit latency: paced at real time, wall time from a word's end in the audio
+  to its commit (compute time counted);
+* peak resident memory.
+
+    python bench/asr.py                      # the full run (about 25 min on 2 cores)
+    python bench/asr.py --utterances 20 --noise-utterances 8 --realtime-utterances 6
+
+Prints a table and writes bench/results/asr.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import jiwer
+import numpy as np
+
+from dragoman.asr import (
+    RecognizerConfig,
+    StreamingRecognizer,
+    VadConfig,
+    WhisperTranscriber,
+    run_offline,
+    run_realtime,
+)
+from dragoman.audio import load_audio
+from dragoman.corpus import Prompt, prompts
+from dragoman.events import (
+    SAMPLE_RATE,
+    FloatAudio,
+    SourceText,
+    SpeechEnded,
+    SpeechStarted,
+    Word,
+)
+from dragoman.events import join_words as join
+from dragoman.textnorm import normalize_text
+
+RESULTS = Path(__file__).parent / "results"
+GAP = 1.0
+FRAME = 320  # 20 ms frames for VAD scoring
+TOLERANCE_FRAMES = 15  # padding/hangover allowance when scoring VAD precision (300 ms)
+
+
+@dataclass
+class Stream:
+    audio: FloatAudio
+    speech_mask: np.ndarray[Any, np.dtype[np.bool_]]  # per 20 ms frame: reference speech
+    reference: str
+
+
+def pick(language: str, count: int, offset: int = 0) -> list[Prompt]:
+    """Sentence prompts spread over the corpus (digits/letters lists are skipped)."""
+    pool = [p for p in prompts(language) if "/" not in p.id and len(p.text.split()) >= 2]
+    step = max(1, len(pool) // max(count, 1))
+    return pool[offset::step][:count]
+
+
+def build_stream(items: list[Prompt]) -> Stream:
+    parts, mask = [], []
+    for item in items:
+        audio = load_audio(item.path)
+        frames = audio[: audio.size // FRAME * FRAME].reshape(-1, FRAME)
+        rms = np.sqrt(np.mean(frames**2, axis=1))
+        active = rms > max(0.02 * rms.max(), 1e-4)
+        tail = np.zeros(-audio.size % FRAME, np.float32)
+        padded = np.concatenate([audio, tail])
+        parts += [padded, np.zeros(round(GAP * SAMPLE_RATE), np.float32)]
+        mask += [np.pad(active, (0, padded.size // FRAME - active.size)),
+                 np.zeros(round(GAP * SAMPLE_RATE) // FRAME, bool)]
+    reference = normalize_text(" ".join(i.text for i in items))
+    return Stream(np.concatenate(parts), np.concatenate(mask), reference)
+
+
+def mix(stream: Stream, noise: FloatAudio, snr_db: float) -> Stream:
+    speech_power = float(np.mean(stream.audio.reshape(-1, FRAME)[stream.speech_mask] ** 2))
+    noise = np.resize(noise, stream.audio.size)
+    gain = np.sqrt(speech_power / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    mixed = np.clip(stream.audio + gain * noise, -1, 1).astype(np.float32)
+    return Stream(mixed, stream.speech_mask, stream.reference)
+
+
+def babble(language: str, seconds: float) -> FloatAudio:
+    """Four other talkers at once (prompts not used as targets)."""
+    voices = []
+    for k, item in enumerate(pick(language, 48, offset=1)):
+        voices.append(load_audio(item.path))
+        if k >= 47:
+            break
+    tracks = [np.concatenate(voices[i::4]) for i in range(4)]
+    size = round(seconds * SAMPLE_RATE)
+    total = np.zeros(size)
+    for track in tracks:
+        total += np.resize(track / (np.std(track) + 1e-9), size)
+    return (total / 4).astype(np.float32)
+
+
+def stream_run(
+    whisper: WhisperTranscriber, stream: Stream, language: str, vad: Literal["webrtc", "silero"]
+) -> dict[str, float]:
+    recognizer = StreamingRecognizer(
+        whisper, RecognizerConfig(language=language, vad=VadConfig(backend=vad))
+    )
+    began = time.process_time(), time.perf_counter()
+    words: list[Word] = []
+    segments: list[tuple[int, int]] = []
+    start = 0
+    for item in run_offline(recognizer, stream.audio):
+        event = item.event
+        if isinstance(event, SourceText):
+            words += event.committed
+        elif isinstance(event, SpeechStarted):
+            start = event.at
+        elif isinstance(event, SpeechEnded):
+            segments.append((start, event.at))
+    wall = time.perf_counter() - began[1]
+    duration = stream.audio.size / SAMPLE_RATE
+    detected = np.zeros(stream.speech_mask.size, bool)
+    for a, b in segments:
+        detected[a // FRAME : b // FRAME + 1] = True
+    near = np.convolve(stream.speech_mask, np.ones(2 * TOLERANCE_FRAMES + 1), "same") > 0
+    return {
+        "wer": jiwer.wer(stream.reference, normalize_text(join(words))),
+        "rtf": wall / duration,
+        "cpu_rtf": (time.process_time() - began[0]) / duration,
+        "decodes_per_s": recognizer.decodes / duration,
+        "vad_recall": float(detected[stream.speech_mask].mean()),
+        "vad_precision": float(near[detected].mean()) if detected.any() else 0.0,
+    }
+
+
+def offline_wer(whisper: WhisperTranscriber, items: list[Prompt], language: str) -> float:
+    hypotheses = []
+    for item in items:
+        transcript = whisper.transcribe(load_audio(item.path), language=language, prompt="")
+        hypotheses.append(join(list(transcript.words)))
+    reference = normalize_text(" ".join(i.text for i in items))
+    return float(jiwer.wer(reference, normalize_text(" ".join(hypotheses))))
+
+
+def latency_run(whisper: WhisperTranscriber, stream: Stream, language: str) -> list[float]:
+    recognizer = StreamingRecognizer(whisper, RecognizerConfig(language=language))
+
+    async def collect() -> list[float]:
+        out = []
+        async for item in run_realtime(recognizer, stream.audio):
+            if isinstance(item.event, SourceText):
+                out += [item.emitted_at - w.end / SAMPLE_RATE for w in item.event.committed]
+        return out
+
+    return asyncio.run(collect())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--languages", nargs="+", default=["en", "es", "fr"])
+    parser.add_argument("--utterances", type=int, default=100)
+    parser.add_argument("--noise-utterances", type=int, default=30)
+    parser.add_argument("--realtime-utterances", type=int, default=20)
+    parser.add_argument("--snr", type=float, default=10.0)
+    args = parser.parse_args(argv)
+
+    whisper = WhisperTranscriber()
+    whisper.start()
+    rng = np.random.default_rng(0)
+    results: dict[str, Any] = {"settings": vars(args), "languages": {}}
+    rows = []
+    for language in args.languages:
+        items = pick(language, args.utterances)
+        clean = build_stream(items)
+        row: dict[str, Any] = {"utterances": len(items), "audio_s": clean.audio.size / SAMPLE_RATE}
+        row["offline_wer"] = offline_wer(whisper, items, language)
+        row["clean"] = stream_run(whisper, clean, language, "webrtc")
+        noisy_items = items[: args.noise_utterances]
+        base = build_stream(noisy_items)
+        noises = {
+            "white": rng.standard_normal(base.audio.size).astype(np.float32),
+            "babble": babble(language, base.audio.size / SAMPLE_RATE),
+        }
+        for noise_name, noise in noises.items():
+            mixed = mix(base, noise, args.snr)
+            vads: tuple[Literal["webrtc", "silero"], ...] = ("webrtc", "silero")
+            for vad in vads:
+                row[f"{noise_name}_{vad}"] = stream_run(whisper, mixed, language, vad)
+        latencies = latency_run(whisper, build_stream(items[: args.realtime_utterances]), language)
+        row["commit_latency_median_s"] = statistics.median(latencies)
+        row["commit_latency_p90_s"] = float(np.percentile(latencies, 90))
+        results["languages"][language] = row
+        rows.append((language, row))
+        print(f"{language}: done", file=sys.stderr)
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print_table(rows, results["peak_rss_mb"], args.snr)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "asr.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: float) -> None:
+    print("| lang | utts | audio s | offline WER | streaming WER | rel. | RTF | decodes/s "
+          "| commit latency median / p90 s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for lang, r in rows:
+        c = r["clean"]
+        rel = c["wer"] / r["offline_wer"] - 1 if r["offline_wer"] else float("nan")
+        print(f"| {lang} | {r['utterances']} | {r['audio_s']:.0f} | {r['offline_wer']:.3f} "
+              f"| {c['wer']:.3f} | {rel:+.0%} | {c['rtf']:.2f} | {c['decodes_per_s']:.2f} "
+              f"| {r['commit_latency_median_s']:.2f} / {r['commit_latency_p90_s']:.2f} |")
+    print()
+    print(f"Noise at {snr:g} dB SNR (WER, VAD recall / precision):")
+    print("| lang | condition | webrtcvad WER | webrtcvad R / P | Silero WER | Silero R / P |")
+    print("|---|---|---|---|---|---|")
+    for lang, r in rows:
+        for cond in ("white", "babble"):
+            w, s = r[f"{cond}_webrtc"], r[f"{cond}_silero"]
+            print(f"| {lang} | {cond} | {w['wer']:.3f} | {w['vad_recall']:.2f} / "
+                  f"{w['vad_precision']:.2f} | {s['wer']:.3f} | {s['vad_recall']:.2f} / "
+                  f"{s['vad_precision']:.2f} |")
+    print(f"\npeak resident memory: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
