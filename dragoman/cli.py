@@ -18,6 +18,7 @@ COMMANDS = (
     "dragoman.commands.say",
     "dragoman.commands.languages",
     "dragoman.commands.watermark",
+    "dragoman.commands.translate_text",
 )
 
 
