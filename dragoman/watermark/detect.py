@@ -1,17 +1,21 @@
 """The detector: stateless, vectorised numpy, from any window of about 2 s.
 
-Audio is resampled to 16 kHz and analysed with the embedder's geometry at four
-sub-hop offsets. The feature of a cell is its log-magnitude minus the mean of the same
-bin one frame before and after: slowly varying speech, any fixed filter (telephone
-band, EQ, echo colour) and any gain cancel, the keyed +-1 modulation stays. Features
-are clipped at 3 robust standard deviations, silent frames get weight zero.
+Audio is resampled to 16 kHz and analysed once with the embedder's geometry at a 4 ms
+hop (four sub-hop offsets of the 16 ms frame grid). The energy of each 125 Hz tile is the
+sum of its bins' power; the feature of a cell is the tile's log-magnitude minus the mean
+of the same tile one frame before and after: slowly varying speech, any fixed filter
+(telephone band, EQ, echo colour) and any gain cancel, the keyed +-1 modulation stays.
+Features are clipped at 3 robust standard deviations per tile, silent frames get weight 0.
 
 Detection correlates the features with the keyed sync pattern at every alignment
-(64 frame phases x 4 offsets). Under "not marked with this key" the cell signs are
-independent fair coins given the audio, so the correlation `S` has mean 0 and exactly
-the variance `V = sum(group sums^2)` computed from the features themselves; `z = S/sqrt(V)`
-is then standard normal (Hoeffding bounds its tail by exp(-z^2/2) even for short clips).
-The p-value applies a Bonferroni correction over the alignments and windows searched.
+(64 frame phases x 4 offsets) and, when that finds nothing, at 8 more playback speeds
+(0.95 ... 1.05: the spectrogram is read at stretched times and frequencies instead of
+resampling the audio). Under "not marked with this key" the cell signs are independent
+fair coins given the audio, so the correlation `S` has mean 0 and exactly the variance
+`V = sum(group sums^2)` computed from the features themselves; `z = S/sqrt(V)` is then
+standard normal (Hoeffding bounds its tail by exp(-z^2/2) even for short clips). The
+p-value applies a Bonferroni correction over the alignments, speeds and windows searched:
+half of the false-positive budget goes to normal speed, half to the 8 other speeds.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from dragoman.watermark.pattern import (
     BASE_FRAME,
     BASE_HOP,
     BASE_RATE,
+    N_TILES,
     PAYLOAD_BITS,
     PERIOD_FRAMES,
+    TILE_BINS,
     Pattern,
     make_pattern,
     sqrt_hann,
@@ -44,6 +50,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_P_THRESHOLD = 1e-4
 """Decision threshold on the (Bonferroni-corrected) p-value: the false-positive rate."""
 OFFSETS = 4
+STEP = BASE_HOP // OFFSETS  # the analysis hop: 64 samples (4 ms)
+SPEEDS = (1.0, 0.9875, 1.0125, 0.975, 1.025, 0.9625, 1.0375, 0.95, 1.05)
+"""Playback speeds searched (1.0 first); a tile is 4 bins wide and a window 125 frames
+long, so a speed error of up to 0.625 % between grid points loses little."""
+UNIT_SPEED_SHARE = 0.5
+"""Share of the false-positive budget spent at normal speed (the rest on the others)."""
 WINDOW_FRAMES = 125  # 2.0 s
 WINDOW_HOP_FRAMES = 62  # about 1 s
 BLOCK_FRAMES = 31  # about 0.5 s, the localization resolution
@@ -74,9 +86,12 @@ class Detection:
 
 @dataclass(frozen=True, slots=True)
 class _Features:
-    values: npt.NDArray[np.float64]  # (frames, bins), clipped, zero where inactive
-    active: npt.NDArray[np.bool_]
-    offset: int  # samples at 16 kHz
+    """Cell features at one playback speed, for every sub-hop offset."""
+
+    values: npt.NDArray[np.float64]  # (OFFSETS, frames, N_TILES), clipped, 0 where inactive
+    active: npt.NDArray[np.bool_]  # (OFFSETS, frames)
+    rows: npt.NDArray[np.int64]  # (OFFSETS, frames) analysis row (STEP samples) of each frame
+    speed: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +101,8 @@ class _WindowScore:
     z: float
     phase: int
     offset_index: int
+    speed_index: int
+    p: float
 
 
 def _q(z: float) -> float:
@@ -93,30 +110,47 @@ def _q(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _features(audio: npt.NDArray[np.float64], offset: int, n_frames: int) -> _Features:
-    window = sqrt_hann(BASE_FRAME)
-    view = np.lib.stride_tricks.sliding_window_view(audio[offset:], BASE_FRAME)
-    frames = view[: n_frames * BASE_HOP : BASE_HOP] * window
-    spectrum = np.fft.rfft(frames, axis=1)[:, BAND[0] : BAND[1]]
-    power = spectrum.real**2 + spectrum.imag**2
-    energy = power.mean(axis=1)
-    floor = max(float(energy.max(initial=0.0)) * ACTIVE_RELATIVE, ACTIVE_ABSOLUTE)
+def _power(audio: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(rows, bins) power spectrogram with the embedder's frame at a hop of STEP samples."""
+    view = np.lib.stride_tricks.sliding_window_view(audio, BASE_FRAME)[::STEP]
+    spectrum = np.fft.rfft(view * sqrt_hann(BASE_FRAME), axis=1)
+    power: npt.NDArray[np.float64] = spectrum.real**2 + spectrum.imag**2
+    return power
+
+
+def _features(power: npt.NDArray[np.float64], speed: float) -> _Features:
+    """Tile features of the frames the embedder made, if the audio plays `speed` x faster."""
+    # A frame j of the embedder sits at row 4j/speed + offset; its bin k at bin k * speed.
+    n_frames = int((power.shape[0] - OFFSETS) * speed) // OFFSETS + 1
+    n_frames = max(n_frames, 1)
+    base = np.rint(np.arange(n_frames) * (OFFSETS / speed)).astype(np.int64)
+    rows = np.minimum(base[None, :] + np.arange(OFFSETS)[:, None], power.shape[0] - 1)
+    if speed == 1.0:
+        band = power[:, BAND[0] : BAND[1]]
+    else:
+        where = np.arange(BAND[0], BAND[1]) * speed
+        low = np.floor(where).astype(np.int64)
+        frac = where - low
+        band = power[:, low] * (1.0 - frac) + power[:, low + 1] * frac
+    tiles = band.reshape(band.shape[0], N_TILES, TILE_BINS).sum(axis=2)[rows]  # (O, F, T)
+    energy = tiles.mean(axis=2)
+    floor = max(float(energy.max(initial=0.0)) * ACTIVE_RELATIVE, ACTIVE_ABSOLUTE * TILE_BINS)
     loud = energy > floor
-    logmag = 0.5 * np.log(power + 1e-6 * energy[:, None] + 1e-20)
+    logmag = 0.5 * np.log(tiles + 1e-6 * energy[..., None] + 1e-20)
     values = np.zeros_like(logmag)
-    values[1:-1] = logmag[1:-1] - 0.5 * (logmag[:-2] + logmag[2:])
+    values[:, 1:-1] = logmag[:, 1:-1] - 0.5 * (logmag[:, :-2] + logmag[:, 2:])
     active = np.zeros_like(loud)
-    active[1:-1] = loud[1:-1] & loud[:-2] & loud[2:]
+    active[:, 1:-1] = loud[:, 1:-1] & loud[:, :-2] & loud[:, 2:]
     values[~active] = 0.0
     if active.any():
-        scale = 1.4826 * float(np.median(np.abs(values[active])))
-        if scale > 0:
-            np.clip(values, -CLIP_SIGMAS * scale, CLIP_SIGMAS * scale, out=values)
-    return _Features(values=values, active=active, offset=offset)
+        scale = 1.4826 * np.median(np.abs(values[active]), axis=0)  # per tile
+        scale = np.maximum(scale, 1e-9)
+        np.clip(values, -CLIP_SIGMAS * scale, CLIP_SIGMAS * scale, out=values)
+    return _Features(values=values, active=active, rows=rows, speed=speed)
 
 
 def _fold(values: npt.NDArray[np.float64], first_frame: int) -> npt.NDArray[np.float64]:
-    """Sum frames by their index modulo the period: (PERIOD_FRAMES, bins), row r holding
+    """Sum frames by their index modulo the period: (PERIOD_FRAMES, tiles), row r holding
     the frames with (first_frame + i) % PERIOD_FRAMES == r."""
     lead = first_frame % PERIOD_FRAMES
     total = lead + values.shape[0]
@@ -174,35 +208,44 @@ def detect(
             f"(need {MIN_SECONDS} s; 2 s or more for reliable detection)"
         )
     x = resample(samples, sample_rate, BASE_RATE).astype(np.float64)
+    x = np.concatenate([x, np.zeros(max(0, BASE_FRAME + OFFSETS * STEP - x.size))])
+    power = _power(x)
     pattern = make_pattern(key)
-    step = BASE_HOP // OFFSETS
-    n_frames = (x.size - (OFFSETS - 1) * step - BASE_FRAME) // BASE_HOP + 1
-    x = np.concatenate([x, np.zeros(max(0, BASE_FRAME + (OFFSETS - 1) * step - x.size))])
-    n_frames = max(n_frames, 1)
-    features = [_features(x, i * step, n_frames) for i in range(OFFSETS)]
     sync = _SyncSpectra.of(pattern)
-    starts = _window_starts(n_frames)
+    unit_tests = PERIOD_FRAMES * OFFSETS / UNIT_SPEED_SHARE
+    other_tests = PERIOD_FRAMES * OFFSETS * (len(SPEEDS) - 1) / (1.0 - UNIT_SPEED_SHARE)
+    features: list[_Features] = []
     scores: list[_WindowScore] = []
-    for start in starts:
-        stop = min(start + WINDOW_FRAMES, n_frames)
-        best = _WindowScore(start, stop, -math.inf, 0, 0)
-        for index, feats in enumerate(features):
-            z = _sync_z(_fold(feats.values[start:stop], start), sync)
-            phase = int(np.argmax(z))
-            if z[phase] > best.z:
-                best = _WindowScore(start, stop, float(z[phase]), phase, index)
-        scores.append(best)
-    tests = PERIOD_FRAMES * OFFSETS
-    window_p = [min(1.0, tests * _q(s.z)) for s in scores]
-    best_index = int(np.argmin(window_p))
-    top = scores[best_index]
-    p_value = min(1.0, len(scores) * window_p[best_index])
+    p_value = 1.0
+    for speed_index, speed in enumerate(SPEEDS):
+        feats = _features(power, speed)
+        features.append(feats)
+        tests = unit_tests if speed == 1.0 else other_tests
+        n_frames = feats.values.shape[1]
+        starts = _window_starts(n_frames)
+        for position, start in enumerate(starts):
+            stop = min(start + WINDOW_FRAMES, n_frames)
+            folded = [_fold(feats.values[o, start:stop], start) for o in range(OFFSETS)]
+            z_all = np.stack([_sync_z(f, sync) for f in folded])  # (OFFSETS, PERIOD_FRAMES)
+            offset, phase = np.unravel_index(int(np.argmax(z_all)), z_all.shape)
+            z = float(z_all[offset, phase])
+            score = _WindowScore(
+                start, stop, z, int(phase), int(offset), speed_index, min(1.0, tests * _q(z))
+            )
+            if speed_index == 0:
+                scores.append(score)
+            elif score.p < scores[min(position, len(scores) - 1)].p:
+                scores[min(position, len(scores) - 1)] = score
+        p_value = min(1.0, len(scores) * min(s.p for s in scores))
+        if p_value <= p_threshold:
+            break  # the Bonferroni factor already covers the speeds not searched
+    top = min(scores, key=lambda s: s.p)
     detected = p_value <= p_threshold
     if not detected:
         return Detection(False, p_value, None, 0.0, (), z_score=top.z)
-    hits = [s for s, p in zip(scores, window_p, strict=True) if p <= p_threshold]
-    payload, reliability = _decode_payload(features, hits, top, pattern, n_frames)
-    spans = _localize(features, hits, sync, n_frames, x.size)
+    hits = [s for s in scores if len(scores) * s.p <= p_threshold]
+    payload, reliability = _decode_payload(features[top.speed_index], hits, top, pattern)
+    spans = _localize(features, hits, sync, x.size)
     return Detection(True, p_value, payload, reliability, spans, z_score=top.z)
 
 
@@ -216,18 +259,16 @@ def _window_starts(n_frames: int) -> list[int]:
 
 
 def _decode_payload(
-    features: list[_Features],
-    hits: list[_WindowScore],
-    top: _WindowScore,
-    pattern: Pattern,
-    n_frames: int,
+    features: _Features, hits: list[_WindowScore], top: _WindowScore, pattern: Pattern
 ) -> tuple[int, float]:
     """Decode from every detected window that shares the best window's alignment."""
+    n_frames = features.values.shape[1]
     use = np.zeros(n_frames, dtype=bool)
     for hit in hits:
-        if hit.phase == top.phase and hit.offset_index == top.offset_index:
+        same = (hit.speed_index, hit.phase, hit.offset_index)
+        if same == (top.speed_index, top.phase, top.offset_index):
             use[hit.start : hit.stop] = True
-    values = np.where(use[:, None], features[top.offset_index].values, 0.0)
+    values = np.where(use[:, None], features.values[top.offset_index], 0.0)
     sums = np.roll(_fold(values, 0), top.phase, axis=0)  # row = pattern slot
     payload_cells = ~pattern.sync
     bits = pattern.bit[payload_cells]
@@ -247,27 +288,29 @@ def _localize(
     features: list[_Features],
     hits: list[_WindowScore],
     sync: _SyncSpectra,
-    n_frames: int,
     n_samples: int,
 ) -> tuple[tuple[float, float], ...]:
     """Blocks of about 0.5 s whose own sync correlation is strong, under the alignment of
     the best detected window covering them."""
     spans: list[tuple[float, float]] = []
+    n_frames = features[0].values.shape[1]
     for block in range(0, n_frames, BLOCK_FRAMES):
         end = min(block + BLOCK_FRAMES, n_frames)
         covering = [h for h in hits if h.start < end and h.stop > block]
         if not covering:
             continue
         hit = max(covering, key=lambda h: h.z)
-        feats = features[hit.offset_index]
-        if feats.active[block:end].mean() < 0.25:
+        feats = features[hit.speed_index]
+        last_frame = min(end, feats.values.shape[1])
+        if last_frame <= block or feats.active[hit.offset_index, block:last_frame].mean() < 0.25:
             continue
-        folded = _fold(feats.values[block:end], block)
+        folded = _fold(feats.values[hit.offset_index, block:last_frame], block)
         z = float(_sync_z(folded, sync)[hit.phase])
         if z < BLOCK_Z:
             continue
-        first = (feats.offset + block * BASE_HOP) / BASE_RATE
-        last = min(feats.offset + end * BASE_HOP + BASE_HOP, n_samples) / BASE_RATE
+        rows = feats.rows[hit.offset_index]
+        first = rows[block] * STEP / BASE_RATE
+        last = min(rows[last_frame - 1] * STEP + BASE_FRAME, n_samples) / BASE_RATE
         if spans and first <= spans[-1][1] + 1e-9:
             spans[-1] = (spans[-1][0], last)
         else:

