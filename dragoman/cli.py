@@ -13,6 +13,7 @@ from dragoman.errors import DragomanError
 # Subcommand modules, each exposing `register(subparsers)`; the registered parser
 # carries a `run(args) -> int` default. Listed explicitly: no import side effects.
 COMMANDS = (
+    "dragoman.commands.translate",
     "dragoman.commands.transcribe",
     "dragoman.commands.models",
     "dragoman.commands.say",

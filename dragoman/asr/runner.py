@@ -16,6 +16,7 @@ from dragoman.asr.recognizer import StreamingRecognizer
 from dragoman.asr.stream import RecognizeStream
 from dragoman.audio import check_audio, frames
 from dragoman.events import SAMPLE_RATE, FloatAudio, SourceEvent, to_seconds
+from dragoman.pacing import feed
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +50,10 @@ async def run_realtime(
     await asyncio.to_thread(recognizer.start)
     stream = RecognizeStream(recognizer)
     loop = asyncio.get_running_loop()
-    chunk = chunk_ms * SAMPLE_RATE // 1000
     start = loop.time()
 
     async def pace() -> None:
-        for index, block in enumerate(frames(samples, chunk)):
-            delay = start + (index + 1) * chunk / SAMPLE_RATE - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await stream.push_audio(block)
+        await feed(stream.push_audio, samples, chunk_ms=chunk_ms)
         await stream.end_input()
 
     feeder = asyncio.create_task(pace(), name="dragoman-pace")

@@ -135,6 +135,17 @@ class Synthesizer:
         self._source = np.zeros(0, dtype=np.float32)
         self._source_start = 0
         self._finished = False
+        self._rate = config.rate
+
+    @property
+    def rate(self) -> float:
+        """Current speaking-rate multiplier (the pipeline raises it to catch up)."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        check_rate(value)
+        self._rate = value
 
     def start(self) -> None:
         self._router.start()
@@ -205,7 +216,7 @@ class Synthesizer:
         profile = self._profile(span, prosody_from) if self.config.prosody else None
         route = self._choose_route(profile)
         backend = self._router.backend(route.backend)
-        pieces = backend.render_unmarked(cleaned, route.voice, rate=self.config.rate)
+        pieces = backend.render_unmarked(cleaned, route.voice, rate=self._rate)
         if profile is None:
             for piece in pieces:
                 self._events += self._output.write(piece, span)

@@ -1,0 +1,53 @@
+"""Configuration of one translation session."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from dragoman.asr import RecognizerConfig
+from dragoman.errors import DragomanError
+from dragoman.languages import normalize_language
+from dragoman.translate import CanvasConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """What a session translates and how.
+
+    source_language: the speaker's language, or None to detect it per utterance.
+    target_languages: languages to translate into (more can be added mid-session).
+    prosody: impose the speaker's pitch, pace and loudness on the translated speech.
+    voice: force a TTS voice (default: the voice closest to the speaker).
+    speak: synthesize speech (False: captions only).
+    session_id: feeds the watermark payload (service id + session hash).
+    service_id: 16-bit id of this deployment in the watermark payload.
+    lag_report_ms: how often a `Lag` event reports each stage's backlog.
+    max_pending_chunks: input audio chunks queued before `push_audio` waits.
+    """
+
+    source_language: str | None = None
+    target_languages: tuple[str, ...] = ()
+    prosody: bool = True
+    voice: str | None = None
+    speak: bool = True
+    session_id: str = ""
+    service_id: int = 0x0D6A
+    lag_report_ms: int = 1000
+    max_pending_chunks: int = 256
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    canvas: CanvasConfig = field(default_factory=CanvasConfig)
+
+    def __post_init__(self) -> None:
+        if self.source_language is not None:
+            normalize_language(self.source_language)
+        for target in self.target_languages:
+            normalize_language(target)
+        if not 0 <= self.service_id <= 0xFFFF:
+            raise DragomanError("service_id must fit in 16 bits")
+
+    @property
+    def watermark_payload(self) -> int:
+        """32 bits: service id (high 16) and a hash of the session id (low 16)."""
+        digest = hashlib.blake2s(self.session_id.encode("utf-8"), digest_size=2).digest()
+        return (self.service_id << 16) | int.from_bytes(digest, "big")

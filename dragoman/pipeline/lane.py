@@ -1,0 +1,228 @@
+"""One target language of a session: the translation canvas, then speech.
+
+A lane receives the source state of the current utterance after every recognition
+update. Updates wait in a mailbox where a newer interim state of the same
+utterance replaces an older one that was not translated yet (final states are
+never dropped): when translation falls behind, it revises less often instead of
+queueing stale work. Committed translation goes to the synthesizer, whose
+watermarked chunks leave through `emit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from dragoman.errors import DragomanError
+from dragoman.events import SAMPLE_RATE, Error, Event, Span, TranslationText
+from dragoman.pipeline.resources import Resources
+from dragoman.pipeline.source_audio import SourceAudio
+from dragoman.translate import CanvasConfig, CanvasEngine
+from dragoman.tts import SynthesisConfig, SynthesisStream, Synthesizer
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[Event], Awaitable[None]]
+
+MAX_SPEED_UP = 1.25
+"""Speech rate a lane may reach when its speech falls behind the speaker."""
+SPEED_UP_AFTER_S = 3.0
+"""Speech backlog (seconds of source) after which the rate goes up."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """The recognized source of one utterance after an update."""
+
+    utterance: int
+    language: str
+    committed: str
+    tentative: str
+    final: bool
+    span: Span
+
+
+class TargetLane:
+    """Translation and speech for one target language of one session."""
+
+    def __init__(
+        self,
+        language: str,
+        resources: Resources,
+        source_audio: SourceAudio,
+        emit: Emit,
+        on_failure: Callable[[BaseException], None],
+        *,
+        canvas: CanvasConfig,
+        synthesis: SynthesisConfig | None,
+    ) -> None:
+        self.language = language
+        self._resources = resources
+        self._source_audio = source_audio
+        self._emit = emit
+        self._on_failure = on_failure
+        self._canvas = canvas
+        self._synthesis = synthesis
+        self._mailbox: deque[SourceState] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._engine: CanvasEngine | None = None
+        self._engine_utterance = -1
+        self._skipped_utterance = -1
+        self._passthrough_words = 0
+        self._speech_from = 0  # source sample where the next spoken phrase starts
+        self._source_fed = 0
+        self._synth: Synthesizer | None = None
+        self._stream: SynthesisStream | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.translated_until = 0
+        self.spoken_until = 0
+        self.coalesced = 0
+
+    async def start(self) -> None:
+        if self._synthesis is not None:
+            synth = Synthesizer(self._synthesis, self._resources.watermark_key,
+                                self._resources.router)
+            await asyncio.to_thread(synth.start)  # fails fast on an unspeakable language
+            self._synth = synth
+            self._stream = SynthesisStream(synth)
+            self._tasks.append(asyncio.create_task(self._forward_audio(), name="lane-audio"))
+        self._tasks.append(asyncio.create_task(self._translate_loop(), name="lane-translate"))
+
+    @property
+    def speech_rate(self) -> float:
+        return self._synth.rate if self._synth is not None else 1.0
+
+    def offer(self, state: SourceState) -> None:
+        """Queue a source update (coalescing interim updates of one utterance)."""
+        last = self._mailbox[-1] if self._mailbox else None
+        if last is not None and not last.final and last.utterance == state.utterance:
+            self._mailbox[-1] = state
+            self.coalesced += 1
+        else:
+            self._mailbox.append(state)
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Translate what is queued, speak it, and wait until everything left."""
+        self._closing = True
+        self._wake.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def aclose(self) -> None:
+        """Stop at once (time-boxed)."""
+        for task in self._tasks:
+            task.cancel()
+        if self._stream is not None:
+            await self._stream.aclose()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 5)
+
+    # -- translation ----------------------------------------------------------------
+
+    async def _translate_loop(self) -> None:
+        try:
+            while True:
+                if not self._mailbox:
+                    if self._closing:
+                        break
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await self._translate(self._mailbox.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.error("lane %s failed", self.language, exc_info=True)
+            self._mailbox.clear()
+            self._on_failure(exc)
+        if self._stream is not None:  # speak what was committed, then end
+            await self._stream.end_input()
+
+    async def _translate(self, state: SourceState) -> None:
+        if state.utterance == self._skipped_utterance:
+            return
+        if state.language == self.language:
+            update = self._pass_through(state)
+        else:
+            engine = await self._engine_for(state)
+            if engine is None:
+                return
+            result = await asyncio.to_thread(
+                engine.update, state.committed, state.tentative, state.final
+            )
+            update = TranslationText(state.utterance, self.language, result.committed_delta,
+                                     result.uncommitted, state.span, state.final)
+        self.translated_until = state.span.end
+        await self._emit(update)
+        if state.final:
+            self._engine = None
+        if self._stream is not None and (update.committed_delta.strip() or state.final):
+            await self._speak(update)
+
+    def _pass_through(self, state: SourceState) -> TranslationText:
+        """Source already in the target language: its committed words are the text."""
+        if state.utterance != self._engine_utterance:
+            self._engine_utterance, self._passthrough_words = state.utterance, 0
+        words = state.committed.split()
+        delta = " ".join(words[self._passthrough_words :])
+        self._passthrough_words = len(words)
+        if self._passthrough_words and delta and len(words) > len(delta.split()):
+            delta = " " + delta
+        tentative = state.tentative if not state.final else ""
+        return TranslationText(state.utterance, self.language, delta, tentative, state.span,
+                               state.final)
+
+    async def _engine_for(self, state: SourceState) -> CanvasEngine | None:
+        if self._engine is not None and self._engine_utterance == state.utterance:
+            return self._engine
+        try:
+            backend = await asyncio.to_thread(
+                self._resources.translator, state.language, self.language
+            )
+            engine = CanvasEngine(backend, state.language, self.language, self._canvas)
+        except DragomanError as exc:
+            # One utterance in a language this pair cannot serve: say so, go on.
+            self._skipped_utterance = state.utterance
+            await self._emit(Error(exc.code, f"{self.language}: {exc.message}", exc.retryable))
+            return None
+        self._engine, self._engine_utterance = engine, state.utterance
+        return engine
+
+    # -- speech ---------------------------------------------------------------------
+
+    async def _speak(self, update: TranslationText) -> None:
+        assert self._stream is not None
+        start = max(self._speech_from, update.source_span.start)
+        end = max(start, update.source_span.end)
+        audio, audio_start = self._source_audio.since(max(self._source_fed, start), end)
+        if audio.size:
+            await self._stream.push_source(audio, audio_start)
+            self._source_fed = audio_start + audio.size
+        # The synthesizer takes this phrase's own source span (for its prosody).
+        await self._stream.push_text(replace(update, source_span=Span(start, end)))
+        self._speech_from = end
+        self._adapt_rate(end)
+
+    def _adapt_rate(self, source_end: int) -> None:
+        """Speak faster while speech lags the speaker by more than SPEED_UP_AFTER_S."""
+        if self._synth is None:
+            return
+        behind = (source_end - self.spoken_until) / SAMPLE_RATE
+        target = MAX_SPEED_UP if behind > SPEED_UP_AFTER_S else 1.0
+        base = self._synthesis.rate if self._synthesis is not None else 1.0
+        self._synth.rate = min(2.0, base * target)
+
+    async def _forward_audio(self) -> None:
+        assert self._stream is not None
+        async for chunk in self._stream:
+            self.spoken_until = max(self.spoken_until, chunk.source_span.end)
+            await self._emit(chunk)
+
