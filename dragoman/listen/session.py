@@ -1,0 +1,463 @@
+"""`ListenSession`: live translation from an input device to near-ear outputs.
+
+    session = ListenSession(ListenConfig("de", (Route("en", "Headset"),)), in_process(res))
+    await session.start()                   # opens devices (clear errors), translators
+    async for update in session.updates():  # Caption, InputLevel, Played, DeviceStatus...
+        ...
+    session.toggle_mute(); await session.swap(); await session.stop()
+
+Listening mode: one route, one session translating source -> target, played on
+a near-ear device. Conversation mode: two routes (one per person and language).
+With `turns="auto"` one session detects each utterance's language among the two
+and `UtteranceRouter` sends its translation to the other person's output; with
+`turns="ptt"` there is one session per direction and the microphone feeds only
+the one whose turn it is (the other hears silence, so its time base keeps up).
+
+A device that disappears mid-stream is reported (`DeviceStatus("lost")`) and
+reopened by name every `reconnect_s`; the translation sessions live on. Mouth-to-
+ear latency is measured for every played chunk: capture time of the source
+audio it translates (from the input callback's timestamps) to the time its first
+sample reaches the output converter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from dragoman.events import (
+    AudioChunk,
+    Error,
+    Lag,
+    SourceText,
+    TranslationText,
+)
+from dragoman.languages import normalize_language
+from dragoman.listen.devices import DeviceInfo, choose_rate, find_device, refresh
+from dragoman.listen.ear import EarShaper, profile
+from dragoman.listen.errors import DeviceError
+from dragoman.listen.routing import UtteranceRouter
+from dragoman.listen.streams import Capture, Marker, Playback, SampleClock, level_dbfs
+from dragoman.listen.transport import Connect, Translator
+from dragoman.pipeline import PipelineConfig
+
+logger = logging.getLogger(__name__)
+
+TTS_RATE = 24_000
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Translations into `language` play on output `device` (name, index, None: default)."""
+
+    language: str
+    device: str | int | None = None
+    profile: str = "earpiece"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    """A listening session or a two-person conversation.
+
+    source_language: listening mode: the language heard (None: detect).
+    routes: one (listening) or two (conversation: one per person, in their language).
+    turns: conversation turn-taking: "auto" (voice activity + language detection)
+        or "ptt" (push-to-talk: `toggle_speaker()` passes the turn).
+    input_device / input_rate / output_rate: None picks the default device and
+        16 kHz (input) or 48 kHz (output) when the device takes it, else its own rate.
+    block_ms: PortAudio block size. device_latency: PortAudio suggested latency (s).
+    max_input_blocks: capture blocks queued before new ones are dropped (counted).
+    max_output_seconds: speech queued per output before the oldest is dropped.
+    reconnect_s: how often a lost device is looked for again.
+    stall_s: an input silent (no callbacks) this long counts as lost.
+    prosody / voice / session_id: passed to the pipeline (session_id feeds the
+        watermark payload).
+    """
+
+    source_language: str | None
+    routes: tuple[Route, ...]
+    turns: Literal["auto", "ptt"] = "auto"
+    input_device: str | int | None = None
+    input_rate: int | None = None
+    output_rate: int | None = None
+    block_ms: int = 20
+    device_latency: float = 0.1
+    max_input_blocks: int = 200
+    max_output_seconds: float = 30.0
+    reconnect_s: float = 1.0
+    stall_s: float = 3.0
+    prosody: bool = True
+    voice: str | None = None
+    session_id: str = "listen"
+    routes_languages: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.routes) <= 2:
+            raise DeviceError("listening needs one output route; a conversation two")
+        codes = tuple(normalize_language(r.language) for r in self.routes)
+        if len(set(codes)) != len(codes):
+            raise DeviceError("the two people of a conversation need different languages")
+        for route in self.routes:
+            profile(route.profile)
+        object.__setattr__(self, "routes_languages", codes)
+
+    @property
+    def conversation(self) -> bool:
+        return len(self.routes) == 2
+
+
+# -- updates for the terminal UI / JSON --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """Recognized or translated text; `direction` like "es>fr"."""
+
+    direction: str
+    event: SourceText | TranslationText
+
+
+@dataclass(frozen=True, slots=True)
+class InputLevel:
+    dbfs: float
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """A translated chunk reached an output; latencies in seconds (None: unknown)."""
+
+    language: str
+    device: str
+    seconds: float
+    mouth_to_ear: float | None
+    """From the start of the source phrase leaving the input device."""
+    end_to_ear: float | None
+    """From the end of the source phrase leaving the input device."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    role: str
+    device: str
+    state: Literal["open", "lost", "waiting"]
+    message: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    message: str
+
+
+ListenUpdate = Caption | InputLevel | Played | DeviceStatus | Notice | Error | Lag
+
+
+@dataclass(slots=True)
+class _Direction:
+    translator: Translator
+    source: str | None
+    targets: tuple[str, ...]
+    task: asyncio.Task[None] | None = None
+
+
+class ListenSession:
+    """See the module doc."""
+
+    def __init__(self, config: ListenConfig, connect: Connect, *,
+                 max_updates: int = 2048) -> None:
+        self.config = config
+        self._connect = connect
+        self._updates: asyncio.Queue[ListenUpdate | None] = asyncio.Queue(max_updates)
+        self._directions: list[_Direction] = []
+        self._router = UtteranceRouter(config.routes_languages)
+        self._clock = SampleClock()
+        self._index = 0
+        self._capture: Capture | None = None
+        self._playbacks: dict[str, Playback] = {}
+        self._device_task: asyncio.Task[None] | None = None
+        self._input_name: str | None = None
+        self._output_names: dict[str, str] = {}
+        self.muted = False
+        self.speaker = 0  # push-to-talk: index of the route whose person speaks
+        self._stopping = False
+        self._level_every = 0
+        self.dropped_updates = 0
+        self.dropped_audio_seconds = 0.0
+        self.latencies: list[tuple[float, float]] = []  # (mouth_to_ear, end_to_ear), bounded
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the devices, start the translators (loads models), open the devices.
+
+        Device problems raise clear `DeviceError`s before any model is loaded.
+        """
+        self._check_devices()
+        await self._start_translators()
+        try:
+            self._open_devices()
+        except BaseException:
+            await self._stop_translators()
+            raise
+        self._device_task = asyncio.create_task(self._device_loop(), name="listen-devices")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._device_task is not None:
+            self._device_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._device_task
+        await self._stop_translators()
+        self._close_devices()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._updates.put_nowait(None)
+
+    async def updates(self) -> AsyncIterator[ListenUpdate]:
+        while True:
+            item = await self._updates.get()
+            if item is None:
+                return
+            yield item
+
+    def stats(self) -> dict[str, float]:
+        capture = self._capture
+        return {
+            "input_dropped_blocks": capture.dropped_blocks if capture else 0,
+            "input_overflows": capture.overflows if capture else 0,
+            "output_dropped_seconds": round(self.dropped_audio_seconds + sum(
+                p.dropped_seconds for p in self._playbacks.values()), 3),
+            "output_underruns": sum(p.underruns for p in self._playbacks.values()),
+            "updates_dropped": self.dropped_updates,
+        }
+
+    # -- controls --------------------------------------------------------------------
+
+    def toggle_mute(self) -> bool:
+        self.muted = not self.muted
+        self._emit(Notice("microphone muted" if self.muted else "microphone on"))
+        return self.muted
+
+    def toggle_speaker(self) -> int:
+        """Push-to-talk: pass the turn to the other person."""
+        if self.config.conversation:
+            self.speaker = 1 - self.speaker
+            self._emit(Notice(f"turn: {self.config.routes_languages[self.speaker]} speaker"))
+        return self.speaker
+
+    async def swap(self) -> None:
+        """Listening: translate the other way. Conversation: exchange the two outputs."""
+        cfg = self.config
+        if cfg.conversation:
+            a, b = cfg.routes
+            routes = (replace(a, device=b.device, profile=b.profile),
+                      replace(b, device=a.device, profile=a.profile))
+            self.config = replace(cfg, routes=routes)
+            self._close_devices()
+            self._open_devices()
+            self._emit(Notice("outputs swapped"))
+            return
+        if cfg.source_language is None:
+            self._emit(Notice("swap needs a known source language (--from)"))
+            return
+        route = replace(cfg.routes[0], language=cfg.source_language)
+        self.config = replace(cfg, source_language=cfg.routes[0].language, routes=(route,))
+        self._router = UtteranceRouter(self.config.routes_languages)
+        await self._stop_translators()
+        self._close_devices()
+        self._open_devices()
+        await self._start_translators()
+        self._emit(Notice(f"now translating {self.config.source_language} > {route.language}"))
+
+    # -- translators -----------------------------------------------------------------
+
+    def _plans(self) -> list[tuple[str | None, tuple[str, ...]]]:
+        cfg = self.config
+        langs = cfg.routes_languages
+        if not cfg.conversation:
+            return [(cfg.source_language, langs)]
+        if cfg.turns == "ptt":
+            return [(langs[0], (langs[1],)), (langs[1], (langs[0],))]
+        return [(None, langs)]
+
+    async def _start_translators(self) -> None:
+        self._index = 0
+        self._clock = SampleClock()
+        for source, targets in self._plans():
+            pipeline_config = PipelineConfig(
+                source_language=source, target_languages=targets, prosody=self.config.prosody,
+                voice=self.config.voice, session_id=self.config.session_id)
+            translator = await self._connect(pipeline_config)
+            direction = _Direction(translator, source, targets)
+            direction.task = asyncio.create_task(self._pump_output(direction),
+                                                 name="listen-output")
+            self._directions.append(direction)
+
+    async def _stop_translators(self) -> None:
+        directions, self._directions = self._directions, []
+        for direction in directions:
+            await direction.translator.aclose()
+            if direction.task is not None:
+                direction.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await direction.task
+
+    def _label(self, source: str | None, target: str | None) -> str:
+        if target is None:
+            langs = self.config.routes_languages
+            target = next((code for code in langs if code != source), langs[0])
+        return f"{source or '?'}>{target}"
+
+    async def _pump_output(self, direction: _Direction) -> None:
+        router = self._router
+        async for event in direction.translator:
+            router.observe(event)
+            if isinstance(event, SourceText):
+                source = direction.source or normalize_language(event.language)
+                target = direction.targets[0] if len(direction.targets) == 1 else None
+                self._emit(Caption(self._label(source, target), event))
+            elif isinstance(event, TranslationText):
+                target = router.target_of(event)
+                if target is not None:
+                    spoken = direction.source or router.language_of(event.utterance)
+                    self._emit(Caption(self._label(spoken, target), event))
+            elif isinstance(event, AudioChunk):
+                self._play(router.target_of(event), event)
+            elif isinstance(event, Error | Lag):
+                self._emit(event)
+        self._emit(Notice("translation session ended"))
+
+    def _play(self, target: str | None, chunk: AudioChunk) -> None:
+        if target is None:
+            return
+        playback = self._playbacks.get(target)
+        if playback is None:  # device being reopened: stale speech is not kept
+            self.dropped_audio_seconds += chunk.pcm.size / chunk.sample_rate
+            return
+        marker = (target, chunk.source_span.start, chunk.source_span.end,
+                  chunk.pcm.size / chunk.sample_rate)
+        try:
+            playback.write(chunk.pcm, chunk.sample_rate, marker)
+        except DeviceError as exc:
+            self.dropped_audio_seconds += chunk.pcm.size / chunk.sample_rate
+            logger.info("output lost while writing: %s", exc.message)
+
+    def _on_played(self, marker: Marker, played_at: float) -> None:
+        assert isinstance(marker, tuple)
+        target, start, end, seconds = marker
+        began, ended = self._clock.time_of(start), self._clock.time_of(end)
+        mouth = played_at - began if began is not None else None
+        tail = played_at - ended if ended is not None else None
+        if mouth is not None and tail is not None:
+            self.latencies.append((mouth, tail))
+            del self.latencies[:-1000]
+        name = self._output_names.get(target, "?")
+        self._emit(Played(target, name, seconds, mouth, tail))
+
+    # -- devices ---------------------------------------------------------------------
+
+    def _check_devices(self) -> None:
+        cfg = self.config
+        device = find_device(cfg.input_device, "input")
+        choose_rate(device, "input", cfg.input_rate, 16_000, 1)
+        for route in cfg.routes:
+            output = find_device(route.device, "output")
+            choose_rate(output, "output", cfg.output_rate, 48_000,
+                        max(1, min(2, output.max_output_channels)))
+
+    def _open_devices(self) -> None:
+        cfg = self.config
+        try:
+            spec: str | int | None = cfg.input_device
+            if self._input_name is not None:
+                spec = self._input_name
+            device = find_device(spec, "input")
+            rate = choose_rate(device, "input", cfg.input_rate, 16_000, 1)
+            capture = Capture(device, sample_rate=rate, block_ms=cfg.block_ms,
+                              latency=cfg.device_latency, max_blocks=cfg.max_input_blocks,
+                              stall_s=cfg.stall_s)
+            capture.open()
+            self._capture, self._input_name = capture, device.name
+            self._emit(DeviceStatus("input", device.name, "open", f"{rate} Hz"))
+            for route, code in zip(cfg.routes, cfg.routes_languages, strict=True):
+                self._open_output(route, code)
+        except BaseException:
+            self._close_devices()
+            raise
+
+    def _open_output(self, route: Route, code: str) -> None:
+        cfg = self.config
+        spec = self._output_names.get(code, route.device)
+        device: DeviceInfo = find_device(spec, "output")
+        channels = max(1, min(2, device.max_output_channels))
+        rate = choose_rate(device, "output", cfg.output_rate, 48_000, channels)
+        playback = Playback(device, sample_rate=rate,
+                            shaper=EarShaper(profile(route.profile), rate),
+                            on_played=self._on_played, block_ms=cfg.block_ms,
+                            latency=cfg.device_latency, max_seconds=cfg.max_output_seconds)
+        playback.open()
+        self._playbacks[code] = playback
+        self._output_names[code] = device.name
+        self._emit(DeviceStatus(f"output:{code}", device.name, "open",
+                                f"{rate} Hz, {route.profile}"))
+
+    def _close_devices(self) -> None:
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
+        for playback in self._playbacks.values():
+            playback.close()
+        self._playbacks.clear()
+
+    async def _device_loop(self) -> None:
+        while not self._stopping:
+            try:
+                if self._capture is None:
+                    self._open_devices()
+                await self._pump_input()
+            except DeviceError as exc:
+                self._close_devices()
+                self._emit(DeviceStatus(self._failed_role(exc), "", "lost", exc.message,
+                                        exc.code))
+                await asyncio.sleep(self.config.reconnect_s)
+                try:
+                    refresh()
+                except DeviceError as again:
+                    logger.info("re-enumeration failed: %s", again.message)
+
+    @staticmethod
+    def _failed_role(exc: DeviceError) -> str:
+        return "output" if "output" in exc.message else "input"
+
+    async def _pump_input(self) -> None:
+        capture = self._capture
+        assert capture is not None
+        while True:
+            block = await capture.read()
+            for playback in self._playbacks.values():
+                playback.check()
+            samples = np.zeros_like(block.samples) if self.muted else block.samples
+            self._level_every -= 1
+            if self._level_every <= 0:
+                self._level_every = 5
+                self._emit(InputLevel(level_dbfs(block.samples), self.muted))
+            self._clock.anchor(self._index, block.captured_at)
+            self._index += samples.size
+            for number, direction in enumerate(list(self._directions)):
+                speaking = (not self.config.conversation or self.config.turns != "ptt"
+                            or number == self.speaker)
+                await direction.translator.push_audio(samples if speaking
+                                                      else np.zeros_like(samples))
+
+    def _emit(self, update: ListenUpdate) -> None:
+        try:
+            self._updates.put_nowait(update)
+        except asyncio.QueueFull:
+            self.dropped_updates += 1
+
