@@ -25,8 +25,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from sacrebleu.metrics import CHRF
 
@@ -118,11 +120,41 @@ def run_pair(backend: TranslationBackend, src: str, tgt: str, n: int,
     )
 
 
+def _timed(fn: Callable[..., object], *args: Any, **kwargs: Any) -> tuple[float, float]:
+    """(wall ms, process CPU ms) of ``fn(*args, **kwargs)``. CPU time is the robust number when the
+    2 cores are shared with other work; wall time is what a listener waits."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args, **kwargs)
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))] if values else float("nan")
+
+
 def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
-    """Per-update cost of the canvas calls on a random model of NLLB-600M's size."""
+    """Per-update cost of the canvas calls on a random model of NLLB-600M's size.
+
+    Random weights never end a sentence, so the replay forces what a trained model
+    would do: the block at update i is the human French reference cut at the
+    proportional length, the last 10 tokens of it uncommitted, half of those kept by
+    re-noising. Measured per update: `score` (teacher-forced pass over committed +
+    block) and `fill` (continuation from committed + kept), as the canvas calls them
+    (interim updates bounded to `CanvasConfig.max_block_tokens` new tokens). Then the
+    terms of the cost model (encoder + first step, per forced prefix token, per new
+    token, per scored token), what the bound saves when a continuation runs on, and
+    the amortized cost when 4 sessions share one batch.
+    """
     from dragoman.translate.build import NLLB_600M, build_seq2seq
+    from dragoman.translate.canvas import CanvasConfig
     from dragoman.translate.ct2_backend import CTranslate2Backend
 
+    bound = CanvasConfig().max_block_tokens
+    assert bound is not None
     with tempfile.TemporaryDirectory(prefix="dragoman-nllb600m-") as tmp:
         started = time.perf_counter()
         directory = build_seq2seq(Path(tmp) / "nllb600m", "nllb", dims=NLLB_600M)
@@ -130,9 +162,16 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
         backend = CTranslate2Backend(directory, threads=2)
         backend.start()
         translator = backend._translator
-        score_ms: list[float] = []
-        fill_ms: list[float] = []
-        total_ms: list[float] = []
+
+        def fill(source: list[str], prefix: list[str], new: int) -> None:
+            translator.translate_batch(
+                [source], target_prefix=[prefix], beam_size=1,
+                min_decoding_length=len(prefix) + new, max_decoding_length=len(prefix) + new,
+            )
+
+        out: dict[str, list[float]] = {k: [] for k in (
+            "score_ms", "fill_ms", "update_ms", "update_cpu_ms", "prefix_tokens", "new_tokens")}
+        replays: list[tuple[list[str], list[str], list[str], list[str]]] = []
         for pid in parallel_ids("es", "fr")[:n_prompts]:
             words = prompt("es", pid).text.split()
             ref = backend.tokenize(prompt("fr", pid).text, "fr")
@@ -142,27 +181,77 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
                 block_start = max(0, length - 10)
                 committed, block = list(ref[:block_start]), list(ref[block_start:length])
                 kept = block[: len(block) // 2]
-                t0 = time.perf_counter()
-                if block:
-                    translator.score_batch([source], [["fra_Latn", *committed, *block]])
-                t1 = time.perf_counter()
                 prefix = ["fra_Latn", *committed, *kept]
-                translator.translate_batch(
-                    [source], target_prefix=[prefix], beam_size=1,
-                    min_decoding_length=length + 1, max_decoding_length=length + 1,
-                )
-                t2 = time.perf_counter()
-                score_ms.append((t1 - t0) * 1000)
-                fill_ms.append((t2 - t1) * 1000)
-                total_ms.append((t2 - t0) * 1000)
+                new = min(length + 1 - len(prefix), bound) if i < len(words) else (
+                    length + 1 - len(prefix))
+                replays.append((source, committed, block, prefix))
+                s_wall, s_cpu = _timed(translator.score_batch, [source],
+                                       [["fra_Latn", *committed, *block]])
+                f_wall, f_cpu = _timed(fill, source, prefix, new)
+                out["score_ms"].append(s_wall)
+                out["fill_ms"].append(f_wall)
+                out["update_ms"].append(s_wall + f_wall)
+                out["update_cpu_ms"].append(s_cpu + f_cpu)
+                out["prefix_tokens"].append(float(len(prefix)))
+                out["new_tokens"].append(float(new))
+
+        # Terms of the cost model, on a median-length source of the replay.
+        source = sorted((r[0] for r in replays), key=len)[len(replays) // 2]
+        ref_tokens = [t for r in replays for t in r[2]] * 4
+        reps = 5
+
+        def term(prefix_len: int, new: int) -> float:
+            prefix = ["fra_Latn", *ref_tokens[:prefix_len]]
+            return _median([_timed(fill, source, prefix, new)[1] for _ in range(reps)])
+
+        base = term(0, 1)
+        per_prefix = (term(20, 1) - base) / 20
+        per_new = (term(0, 11) - base) / 10
+        score_10 = _median([_timed(translator.score_batch, [source],
+                                   [["fra_Latn", *ref_tokens[:10]]])[1] for _ in range(reps)])
+        score_30 = _median([_timed(translator.score_batch, [source],
+                                   [["fra_Latn", *ref_tokens[:30]]])[1] for _ in range(reps)])
+        # A continuation that runs on (random weights: never an end of sentence):
+        # the old unbounded decoding length against the bounded block.
+        unbounded = _median([_timed(translator.translate_batch, [source],
+                                    target_prefix=[["fra_Latn"]], beam_size=1,
+                                    max_decoding_length=1 + 2 * len(source) + 8)[1]
+                             for _ in range(3)])
+        bounded = term(0, bound)
+        # 4 sessions in one batch (the backend's Coalescer): amortized fill cost.
+        picks = replays[:: max(1, len(replays) // 16)][:16]
+        single = [_timed(translator.translate_batch, [r[0]], target_prefix=[r[3]],
+                         beam_size=1, max_decoding_length=len(r[3]) + 4,
+                         min_decoding_length=len(r[3]) + 4)[1] for r in picks]
+        batched = []
+        for j in range(0, len(picks) - 3, 4):
+            group = picks[j : j + 4]
+            longest = max(len(r[3]) for r in group)
+            batched.append(_timed(translator.translate_batch, [r[0] for r in group],
+                                  target_prefix=[r[3] for r in group], beam_size=1,
+                                  min_decoding_length=longest + 4,
+                                  max_decoding_length=longest + 4)[1] / 4)
         backend.close()
     return {
         "build_and_convert_s": build_s,
-        "updates": float(len(total_ms)),
-        "score_ms_median": statistics.median(score_ms),
-        "fill_ms_median": statistics.median(fill_ms),
-        "update_ms_median": statistics.median(total_ms),
-        "update_ms_p90": sorted(total_ms)[int(0.9 * (len(total_ms) - 1))],
+        "updates": float(len(out["update_ms"])),
+        "prefix_tokens_median": _median(out["prefix_tokens"]),
+        "new_tokens_median": _median(out["new_tokens"]),
+        "score_ms_median": _median(out["score_ms"]),
+        "fill_ms_median": _median(out["fill_ms"]),
+        "update_ms_median": _median(out["update_ms"]),
+        "update_ms_p90": _p90(out["update_ms"]),
+        "update_cpu_ms_median": _median(out["update_cpu_ms"]),
+        "source_tokens_terms": float(len(source)),
+        "cpu_ms_encoder_plus_1_step": base,
+        "cpu_ms_per_forced_prefix_token": per_prefix,
+        "cpu_ms_per_new_token": per_new,
+        "cpu_ms_score_10_tokens": score_10,
+        "cpu_ms_score_30_tokens": score_30,
+        "cpu_ms_runaway_unbounded": unbounded,
+        "cpu_ms_runaway_bounded": bounded,
+        "cpu_ms_fill_alone": _median(single),
+        "cpu_ms_fill_per_session_4_batched": _median(batched),
     }
 
 
@@ -198,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.update_ms_p90:6.1f}")
     cost = None if args.no_nllb_cost else nllb_600m_cost(args.cost_prompts)
     if cost is not None:
-        print("\nNLLB-600M-sized random model, int8, 2 threads (output length forced):")
+        print("\nNLLB-600M-sized random model, int8, 2 threads (output length forced; "
+              "wall ms on shared cores, cpu ms = process CPU time over both threads):")
         for key, value in cost.items():
             print(f"  {key:<22} {value:9.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,8 @@ def test_scores_decide_what_is_kept(nllb: CTranslate2Backend) -> None:
     while expected < len(scores) and scores[expected] >= threshold:
         expected += 1
     engine = CanvasEngine(nllb, "es", "fr", CanvasConfig(keep_threshold=threshold,
-                                                         max_uncommitted_words=1000))
+                                                         max_uncommitted_words=1000,
+                                                         max_block_tokens=None))
     first = engine.update(source)
     assert first.uncommitted == nllb.detokenize(block)
     second = engine.update(" ".join(WORDS[:7]))
@@ -106,7 +107,9 @@ def test_kept_prefix_is_continued_not_regenerated(nllb: CTranslate2Backend) -> N
 
 
 def test_committed_prefix_never_changes_and_is_forced(nllb: CTranslate2Backend) -> None:
-    config = CanvasConfig(max_uncommitted_words=3)
+    # Unbounded continuations: random weights then run on for many words, so the
+    # 3-word lag bound has to force commits.
+    config = CanvasConfig(max_uncommitted_words=3, max_block_tokens=None)
     engine = CanvasEngine(nllb, "es", "fr", config)
     steps = replay_words(engine, WORDS)
     committed = ""
@@ -170,3 +173,38 @@ def test_one_model_serves_concurrent_sessions_in_batches(nllb: CTranslate2Backen
         t.join(timeout=60)
     assert [results[i] for i in range(len(sources))] == alone
     assert nllb._fill.batches - before < len(sources)
+
+
+def test_interim_continuation_is_bounded_and_the_end_completes(
+    nllb: CTranslate2Backend,
+) -> None:
+    source = " ".join(WORDS[:8])
+    draft = nllb.tokenize(prompt("fr", "conf-adminmenu-18").text, "fr")[:6]
+    keep = (True,) * 3 + (False,) * 3
+    full = nllb.fill([FillRequest("es", "fr", source, (), draft, keep)])[0]
+    assert len(full) > 3 + 4  # random weights never end the sentence early
+    bounded = nllb.fill([FillRequest("es", "fr", source, (), draft, keep, max_new_tokens=4)])[0]
+    # Greedy decoding: the bounded block is the kept head plus the first 4 tokens of
+    # the unbounded continuation, whichever other request shares the batch.
+    assert bounded == full[: 3 + 4] and bounded[:3] == draft[:3]
+    mixed = nllb.fill([
+        FillRequest("es", "fr", source, (), draft, keep, max_new_tokens=4),
+        FillRequest("es", "fr", source, (), draft, keep),
+    ])
+    assert mixed == [bounded, full]
+    with pytest.raises(ValueError):
+        FillRequest("es", "fr", source, (), max_new_tokens=0)
+    # Through the engine: interim blocks stay within kept head + bound; the final
+    # update decodes the whole sentence and commits it.
+    config = CanvasConfig(keep_threshold=0.0, max_uncommitted_words=1000, max_block_tokens=3)
+    engine = CanvasEngine(nllb, "es", "fr", config)
+    lengths = []
+    for i in range(2, 7):
+        before = len(engine._segment.block)
+        update = engine.update(" ".join(WORDS[:i]))
+        lengths.append(len(engine._segment.block))
+        assert len(engine._segment.block) <= update.kept_tokens + 3
+        assert update.kept_tokens == before  # threshold 0: everything kept
+    assert lengths == sorted(lengths) and lengths[-1] > lengths[0]
+    last = engine.finish(" ".join(WORDS[:6]))
+    assert last.uncommitted == "" and len(engine._segment.committed) > lengths[-1] + 3

@@ -49,6 +49,15 @@ class FillRequest:
     prefix: tuple[str, ...]
     draft: tuple[str, ...] = ()
     keep: tuple[bool, ...] = ()
+    max_new_tokens: int | None = None
+    """Bound on the tokens generated after ``prefix + kept head`` (an interim update's
+    block); None decodes to the end of the sentence (end of utterance). Backends that
+    re-translate whole sentences (Apertium) or fill a fixed canvas (DiffusionGemma)
+    may ignore it."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1 (or None for no bound)")
 
     def kept_head(self) -> tuple[str, ...]:
         """The leading run of kept draft tokens."""

@@ -43,6 +43,12 @@ class CanvasConfig:
     max_source_words: int = 60
     """Canvas size in source words: longer sources are split into segments, at the
     last sentence end when there is one."""
+    max_block_tokens: int | None = 12
+    """Denoise bound: an interim update generates at most this many tokens after the
+    committed prefix and the kept head (the end of the utterance always completes the
+    sentence). 12 tokens is about 8 words of NLLB French/Spanish, above the
+    6-word lag bound, so it only cuts a continuation that runs past what the block
+    can show; None decodes every interim update to the end of the sentence."""
 
     def __post_init__(self) -> None:
         if self.stability_updates < 1:
@@ -51,6 +57,8 @@ class CanvasConfig:
             raise ValueError("thresholds are probabilities in [0, 1]")
         if self.max_uncommitted_words < 1 or self.max_source_words < 2:
             raise ValueError("max_uncommitted_words >= 1 and max_source_words >= 2")
+        if self.max_block_tokens is not None and self.max_block_tokens < 1:
+            raise ValueError("max_block_tokens must be >= 1 (or None for no bound)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +177,7 @@ class CanvasEngine:
         if not active:
             block_delta = self._commit_all() if final else ""
         else:
-            kept = self._revise(" ".join(active))
+            kept = self._revise(" ".join(active), complete=final)
             if final:
                 block_delta = self._commit_all()
             else:
@@ -204,8 +212,11 @@ class CanvasEngine:
 
     # -- the four steps -----------------------------------------------------------------
 
-    def _revise(self, source: str) -> int:
-        """Score, re-noise and denoise the block; returns how many tokens were kept."""
+    def _revise(self, source: str, complete: bool) -> int:
+        """Score, re-noise and denoise the block; returns how many tokens were kept.
+
+        `complete` (end of utterance or of a segment) decodes to the end of the
+        sentence; otherwise the continuation is bounded by `max_block_tokens`."""
         seg = self._segment
         prefix = tuple(seg.committed)
         old = tuple(seg.block)
@@ -215,7 +226,9 @@ class CanvasEngine:
                 [ScoreRequest(self.source_lang, self.target_lang, source, prefix, old)]
             )[0]
         keep = tuple(s is None or s >= self.config.keep_threshold for s in scores)
-        request = FillRequest(self.source_lang, self.target_lang, source, prefix, old, keep)
+        bound = None if complete else self.config.max_block_tokens
+        request = FillRequest(self.source_lang, self.target_lang, source, prefix, old, keep,
+                              max_new_tokens=bound)
         new = self.backend.fill([request])[0]
         kept = len(request.kept_head()) if self.backend.has_scores else 0
         stability: list[int] = []
@@ -284,7 +297,7 @@ class CanvasEngine:
         return limit
 
     def _finish_segment(self, source_words: list[str]) -> str:
-        self._revise(" ".join(source_words))
+        self._revise(" ".join(source_words), complete=True)
         return self._commit_all()
 
     def _append_committed(self, parts: list[str]) -> str:

@@ -1,7 +1,12 @@
 """CTranslate2 seq2seq backend: NLLB-200 (default) and M2M100, int8 on CPU.
 
-Scoring is a teacher-forced pass (`Translator.score_batch`); continuation is
-prefix-constrained greedy decoding (`translate_batch(target_prefix=...)`). One
+Scoring is a teacher-forced pass (`Translator.score_batch`, all positions in one
+parallel pass); continuation is prefix-constrained greedy decoding
+(`translate_batch(target_prefix=...)`), bounded to `FillRequest.max_new_tokens` new
+tokens on interim updates. CTranslate2 forwards a target prefix one token per
+decoder step (measured: a forced prefix token costs as much as a generated one), so
+an update's cost grows with the committed + kept prefix: bench/translate.py
+measures each term. One
 started backend (one loaded model) serves many canvas engines: concurrent calls
 from different threads are coalesced into one batch (`Coalescer`).
 
@@ -304,24 +309,30 @@ class CTranslate2Backend:
         prefixes = [
             [self.language_token(r.target_lang), *r.prefix, *r.kept_head()] for r in requests
         ]
-        longest = max(len(s) for s in sources)
-        longest_prefix = max(len(p) for p in prefixes)
+        # Each request's own decoding length (CTranslate2 counts the forced prefix):
+        # an interim update continues at most `max_new_tokens` past its kept head;
+        # the end of an utterance decodes to the end of the sentence.
+        limits = [
+            len(prefix) + (r.max_new_tokens if r.max_new_tokens is not None
+                           else 2 * len(source) + 8)
+            for r, prefix, source in zip(requests, prefixes, sources, strict=True)
+        ]
         results = self._translator.translate_batch(
             sources,
             target_prefix=prefixes,
             beam_size=1,
-            max_decoding_length=longest_prefix + 2 * longest + 8,
+            max_decoding_length=max(limits),
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
         )
         out = []
-        for req, res, source, prefix in zip(requests, results, sources, prefixes, strict=True):
+        for req, res, limit in zip(requests, results, limits, strict=True):
             tokens = list(res.hypotheses[0])
             skip = 1 + len(req.prefix)
             if tokens[:1] != [self.language_token(req.target_lang)]:
                 skip -= 1  # some CTranslate2 versions drop the forced language token
             # The decoding bound is per batch; apply each request's own bound so a
             # result never depends on which other sessions shared the batch.
-            own_limit = len(prefix) + 2 * len(source) + 8 - 1 - len(req.prefix)
+            own_limit = limit - 1 - len(req.prefix)
             out.append(tuple(t for t in tokens[skip:] if t != EOS)[:own_limit])
         return out
