@@ -33,7 +33,9 @@ class BrokenTranscriber:
     def supports(self, language: str) -> bool:
         return True
 
-    def transcribe(self, audio: Any, *, language: str | None, prompt: str) -> Any:
+    def transcribe(
+        self, audio: Any, *, language: str | None, prompt: str, word_times: bool = True
+    ) -> Any:
         raise BackendError("decoder exploded")
 
 

@@ -83,15 +83,28 @@ class LocalAgreement:
         return tuple(self._previous)
 
     def _new_part(self, hypothesis: Sequence[Word]) -> list[Word]:
-        """The words of a hypothesis that come after what is already committed."""
+        """The words of a hypothesis that come after what is already committed.
+
+        A re-decode restates committed words before the new ones. They are found by
+        text first: the last committed words (up to 3) as a run in the hypothesis,
+        nearest to where they should be. Only when the text no longer matches (the
+        decoder rephrased) do the word times decide.
+        """
         if not self._committed:
             return list(hypothesis)
+        norm = [normalize_word(w.text) for w in hypothesis]
+        tail = [normalize_word(w.text) for w in self._committed[-3:]]
+        expected = len(self._committed) - len(tail)
+        runs = [i for i in range(len(norm) - len(tail) + 1) if norm[i : i + len(tail)] == tail]
+        if runs:
+            best = min(runs, key=lambda i: abs(i - expected))
+            return list(hypothesis[best + len(tail) :])
         cutoff = self.committed_end - OVERLAP_TOLERANCE
         fresh = [w for w in hypothesis if w.start >= cutoff]
         # A re-decoded buffer may repeat the last committed words: drop that overlap.
-        tail = [normalize_word(w.text) for w in self._committed[-5:]]
+        recent = [normalize_word(w.text) for w in self._committed[-5:]]
         for n in range(min(5, len(fresh)), 0, -1):
-            if [normalize_word(w.text) for w in fresh[:n]] == tail[-n:]:
+            if [normalize_word(w.text) for w in fresh[:n]] == recent[-n:]:
                 return fresh[n:]
         return fresh
 

@@ -186,13 +186,20 @@ class StreamingRecognizer:
         lo = max(segment.buffer_start - self._audio_start, 0)
         return self._audio[lo : end - self._audio_start]
 
-    def _decode(self, segment: _Segment, end: Samples) -> Transcript:
+    def _decode(self, segment: _Segment, end: Samples, *, final: bool) -> Transcript:
         audio = self._buffer(segment, end)
+        # Aligned word times cost an extra pass; interim decodes of a short buffer do
+        # without (agreement matches words by text). The final decode keeps them: its
+        # word probabilities catch hallucinated trailing words, and its times feed
+        # the spans that translation, prosody and latency measurements use.
+        word_times = final or audio.size > _ms(self.config.trim_after_ms)
         prompt = ""
         if segment.buffer_start > segment.start:  # trimmed: give the decoder its context
             prompt = join_words(segment.agreement.committed)[-200:]
         began = self._clock.now()
-        transcript = self._transcriber.transcribe(audio, language=segment.language, prompt=prompt)
+        transcript = self._transcriber.transcribe(
+            audio, language=segment.language, prompt=prompt, word_times=word_times
+        )
         spent = self._clock.now() - began
         average = 0.7 * self._decode_seconds + 0.3 * spent
         self._decode_seconds = average if self.decodes else spent
@@ -211,7 +218,7 @@ class StreamingRecognizer:
         return replace(transcript, words=tuple(words))
 
     def _interim(self, segment: _Segment) -> None:
-        transcript = self._decode(segment, self.position)
+        transcript = self._decode(segment, self.position, final=False)
         committed = segment.agreement.insert(transcript.words)
         if self.position - segment.buffer_start > _ms(self.config.max_buffer_ms):
             logger.warning("no agreement in %d ms: force-committing", self.config.max_buffer_ms)
@@ -220,7 +227,7 @@ class StreamingRecognizer:
         self._trim(segment)
 
     def _final(self, segment: _Segment, end: Samples) -> None:
-        transcript = self._decode(segment, end)
+        transcript = self._decode(segment, end, final=True)
         speech_end = end - _ms(self.config.vad.pad_ms)
         words = guard_trailing(
             transcript.words, speech_end=speech_end,

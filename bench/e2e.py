@@ -1,0 +1,297 @@
+"""End-to-end speech-to-speech benchmark, paced at real time, computation-aware.
+
+For each language pair, Asterisk prompts (real speech) are streamed into one
+session 1.5 s apart, at real-time pace, through the full pipeline (Whisper base,
+Apertium, Kokoro/espeak-ng with prosody, watermark). Each prompt is one instance:
+
+* latency of the translated speech, SimulEval's definitions, computation-aware
+  (emission times are wall-clock): StartOffset, EndOffset (playback end minus
+  source end), AL and LAAL over the output speech segments, with reference length;
+* quality: ASR-BLEU and chrF (Whisper base transcribes each instance's output
+  speech; sacrebleu against the human prompt in the target language);
+* normalized erasure of the translation captions;
+* CPU real-time factor (process CPU seconds / audio seconds) and peak memory.
+
+The per-instance delays are written in SimulEval's instances.log format and
+cross-checked with `simuleval --score-only` when SimulEval is installed
+(`pip install --no-deps simuleval`).
+
+    python bench/e2e.py --pairs es-fr fr-es --utterances 100
+    python bench/e2e.py --utterances 20 --hangover 250 400 600   # latency/quality sweep
+
+Prints a table, writes bench/results/e2e.json and bench/results/e2e.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sacrebleu
+
+from dragoman.asr import RecognizerConfig, VadConfig
+from dragoman.audio import load_audio, resample
+from dragoman.corpus import Prompt, parallel_ids, prompt
+from dragoman.events import SAMPLE_RATE, AudioChunk, Event, TranslationText, join_words
+from dragoman.pacing import feed
+from dragoman.pipeline import Pipeline, PipelineConfig, Resources
+from dragoman.watermark import WatermarkKey
+
+RESULTS = Path(__file__).parent / "results"
+GAP = 1.5
+ANCHOR: dict[str, Any] = {"system": "StreamSpeech fr-en (GPU, not computation-aware)", "AL": 1.27,
+          "StartOffset": 1.67, "EndOffset": 0.70, "ASR-BLEU": 22.9}
+
+
+@dataclass
+class Instance:
+    prompt: Prompt
+    reference: str
+    offset: float  # where the prompt starts in the stream (s)
+    duration: float
+    chunks: list[tuple[float, AudioChunk]] = field(default_factory=list)
+    heard: str = ""
+
+    def contains(self, sample: int) -> bool:
+        start = round(self.offset * SAMPLE_RATE)
+        end = start + round((self.duration + GAP) * SAMPLE_RATE)
+        return start - SAMPLE_RATE // 2 <= sample < end
+
+
+def pick(source: str, target: str, count: int) -> list[str]:
+    ids = [i for i in parallel_ids(source, target) if "/" not in i
+           and len(prompt(source, i).text.split()) >= 3]
+    step = max(1, len(ids) // max(count, 1))
+    return ids[::step][:count]
+
+
+async def run_pair(resources: Resources, source: str, target: str, ids: list[str],
+                   hangover_ms: int) -> tuple[list[Instance], list[Event], float, float]:
+    parts, instances, cursor = [], [], 1.0
+    parts.append(np.zeros(SAMPLE_RATE, np.float32))
+    for prompt_id in ids:
+        item = prompt(source, prompt_id)
+        audio = load_audio(item.path)
+        instances.append(Instance(item, prompt(target, prompt_id).text, cursor,
+                                  audio.size / SAMPLE_RATE))
+        parts += [audio, np.zeros(round(GAP * SAMPLE_RATE), np.float32)]
+        cursor += audio.size / SAMPLE_RATE + GAP
+    stream = np.concatenate(parts)
+    recognizer = RecognizerConfig(vad=VadConfig(hangover_ms=hangover_ms))
+    pipeline = Pipeline(PipelineConfig(source, (target,), recognizer=recognizer,
+                                       session_id="bench"), resources)
+    await pipeline.start()
+    loop = asyncio.get_running_loop()
+    events: list[Event] = []
+    cpu0, t0 = time.process_time(), loop.time()
+
+    async def pump() -> None:
+        await feed(pipeline.push_audio, stream, chunk_ms=20)
+        await pipeline.end_input()
+
+    feeder = asyncio.create_task(pump())
+    async for event in pipeline:
+        now = loop.time() - t0
+        events.append(event)
+        if isinstance(event, AudioChunk):
+            for instance in instances:
+                if instance.contains(event.source_span.start):
+                    instance.chunks.append((now, event))
+                    break
+    await feeder
+    await pipeline.aclose()
+    cpu = time.process_time() - cpu0
+    return instances, events, cpu, stream.size / SAMPLE_RATE
+
+
+def latency(instance: Instance) -> dict[str, Any]:
+    """SimulEval speech-output latency of one instance (ms), computation-aware."""
+    source_ms = instance.duration * 1000
+    delays = [max(0.0, (t - instance.offset) * 1000) for t, _ in instance.chunks]
+    durations = [1000 * c.pcm.size / c.sample_rate for _, c in instance.chunks]
+    intervals, prev_end = [], None
+    for d, u in zip(delays, durations, strict=True):
+        start = d if prev_end is None else max(prev_end, d)
+        intervals.append([start, u])
+        prev_end = start + u
+    ref_len = len(instance.reference.split())
+    return {"delays": delays, "durations": durations, "intervals": intervals,
+            "source_length": source_ms,
+            "StartOffset": delays[0] if delays else source_ms,
+            "EndOffset": (intervals[-1][0] + intervals[-1][1] - source_ms) if intervals else 0.0,
+            "AL": lagging(delays, source_ms, ref_len, adaptive=False),
+            "LAAL": lagging(delays, source_ms, ref_len, adaptive=True)}
+
+
+def lagging(delays: list[float], source: float, ref_len: int, *, adaptive: bool) -> float:
+    """AL / LAAL exactly as SimulEval computes them over output segments."""
+    if not delays:
+        return source
+    if delays[0] > source:
+        return delays[0]
+    length = max(len(delays), ref_len) if adaptive else ref_len
+    gamma = length / source
+    total, tau = 0.0, 0
+    for i, d in enumerate(delays):
+        total += d - i / gamma
+        tau = i + 1
+        if d >= source:
+            break
+    return total / tau
+
+
+def erasure(events: list[Event], language: str) -> float:
+    """Normalized erasure of the displayed translation (committed + canvas)."""
+    erased, final_words, committed = 0, 0, ""
+    shown: list[str] = []
+    for event in events:
+        if not isinstance(event, TranslationText) or event.language != language:
+            continue
+        committed += event.committed_delta
+        now = (committed + " " + event.uncommitted).split()
+        common = next((i for i, (a, b) in enumerate(zip(shown, now, strict=False)) if a != b),
+                      min(len(shown), len(now)))
+        erased += len(shown) - common
+        shown = now
+        if event.final:
+            final_words += len(committed.split())
+            committed, shown = "", []
+    return erased / max(final_words, 1)
+
+
+def transcribe_outputs(resources: Resources, instances: list[Instance], language: str) -> None:
+    for instance in instances:
+        if instance.chunks:
+            audio = np.concatenate([c.pcm for _, c in instance.chunks])
+            audio16 = resample(audio, instance.chunks[0][1].sample_rate, SAMPLE_RATE)
+            words = resources.transcriber.transcribe(audio16, language=language, prompt="").words
+            instance.heard = join_words(list(words))
+
+
+def simuleval_check(directory: Path) -> dict[str, float] | None:
+    if shutil.which("simuleval") is None:
+        return None
+    result = subprocess.run(
+        ["simuleval", "--score-only", "--output", str(directory),
+         "--latency-metrics", "StartOffset", "EndOffset", "AL", "LAAL"],
+        capture_output=True, text=True, timeout=300)
+    scores = directory / "scores.tsv"
+    if result.returncode != 0 or not scores.exists():
+        print(result.stderr[-2000:], file=sys.stderr)
+        return None
+    header, values = scores.read_text().strip().splitlines()[:2]
+    return {k: float(v) for k, v in zip(header.split("\t"), values.split("\t"), strict=False)
+            if _is_number(v)}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int) -> dict[str, Any]:
+    source, target = pair.split("-")
+    instances, events, cpu, seconds = asyncio.run(run_pair(resources, source, target, ids,
+                                                           hangover))
+    transcribe_outputs(resources, instances, target)
+    lat = [latency(i) for i in instances]
+    heard = [i.heard for i in instances]
+    refs = [i.reference for i in instances]
+    bleu = sacrebleu.corpus_bleu(heard, [refs]).score
+    chrf = sacrebleu.corpus_chrf(heard, [refs]).score
+    log_dir = RESULTS / f"e2e-{pair}-h{hangover}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "instances.log").open("w") as log:
+        for index, (instance, item) in enumerate(zip(instances, lat, strict=True)):
+            record = {k: item[k] for k in ("delays", "durations", "intervals", "source_length")}
+            record.update(index=index, elapsed=item["delays"], reference=instance.reference,
+                          prediction=heard[index], prediction_length=len(heard[index].split()))
+            log.write(json.dumps(record) + "\n")
+    (log_dir / "config.yaml").write_text(
+        "source_type: speech\ntarget_type: speech\neval_latency_unit: word\n")
+    row = {"pair": pair, "hangover_ms": hangover, "instances": len(instances),
+           "with_output": sum(1 for i in instances if i.chunks),
+           "audio_s": seconds, "cpu_rtf": cpu / seconds,
+           "StartOffset": statistics.median(x["StartOffset"] for x in lat) / 1000,
+           "EndOffset": statistics.median(x["EndOffset"] for x in lat) / 1000,
+           "AL": statistics.median(x["AL"] for x in lat) / 1000,
+           "LAAL": statistics.median(x["LAAL"] for x in lat) / 1000,
+           "mean_LAAL": statistics.fmean(x["LAAL"] for x in lat) / 1000,
+           "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure(events, target),
+           "simuleval": simuleval_check(log_dir)}
+    return row
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for pair in sorted({r["pair"] for r in rows}):
+        points: list[tuple[float, float, int]] = sorted(
+            (r["LAAL"], r["ASR-BLEU"], r["hangover_ms"]) for r in rows if r["pair"] == pair)
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=f"Dragoman {pair}")
+        for x, y, h in points:
+            ax.annotate(f"{h} ms", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.plot([ANCHOR["AL"]], [ANCHOR["ASR-BLEU"]], "k*", label=ANCHOR["system"])
+    ax.set_xlabel("latency: median LAAL / AL (s), computation-aware for Dragoman")
+    ax.set_ylabel("ASR-BLEU")
+    ax.set_title("Latency vs quality (2 CPU cores)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", nargs="+", default=["es-fr", "fr-es"])
+    parser.add_argument("--utterances", type=int, default=100)
+    parser.add_argument("--hangover", type=int, nargs="+", default=[400],
+                        help="VAD hangover values (ms) to sweep")
+    args = parser.parse_args(argv)
+    resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"))
+    asyncio.run(resources.start())
+    rows = []
+    for pair in args.pairs:
+        source, target = pair.split("-")
+        ids = pick(source, target, args.utterances)
+        for hangover in args.hangover:
+            rows.append(evaluate(resources, pair, ids, hangover))
+            print(f"{pair} hangover {hangover}: done", file=sys.stderr)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
+          "| ASR-BLEU | chrF | NE | CPU RTF | SimulEval LAAL s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        check = r["simuleval"]
+        sim = f"{check['LAAL'] / 1000:.2f}" if check and "LAAL" in check else "n/a"
+        print(f"| {r['pair']} | {r['hangover_ms']} ms | {r['instances']} | {r['StartOffset']:.2f} "
+              f"| {r['EndOffset']:.2f} | {r['AL']:.2f} | {r['LAAL']:.2f} | {r['ASR-BLEU']:.1f} "
+              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} | {sim} |")
+    print(f"\npeak resident memory: {peak:.0f} MB; anchor: {ANCHOR}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "e2e.json").write_text(json.dumps({"rows": rows, "peak_rss_mb": peak,
+                                                  "anchor": ANCHOR}, indent=2))
+    plot(rows, RESULTS / "e2e.png")
+    resources.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
