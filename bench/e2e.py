@@ -63,10 +63,10 @@ class Instance:
     chunks: list[tuple[float, AudioChunk]] = field(default_factory=list)
     heard: str = ""
 
-    def contains(self, sample: int) -> bool:
-        start = round(self.offset * SAMPLE_RATE)
-        end = start + round((self.duration + GAP) * SAMPLE_RATE)
-        return start - SAMPLE_RATE // 2 <= sample < end
+    @property
+    def first_sample(self) -> int:
+        """Earliest source sample of this prompt (VAD padding reaches a little before)."""
+        return round(self.offset * SAMPLE_RATE) - SAMPLE_RATE // 4
 
 
 def pick(source: str, target: str, count: int) -> list[str]:
@@ -105,10 +105,9 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
         now = loop.time() - t0
         events.append(event)
         if isinstance(event, AudioChunk):
-            for instance in instances:
-                if instance.contains(event.source_span.start):
-                    instance.chunks.append((now, event))
-                    break
+            owners = [i for i in instances if i.first_sample <= event.source_span.start]
+            if owners:
+                owners[-1].chunks.append((now, event))
     await feeder
     await pipeline.aclose()
     cpu = time.process_time() - cpu0
