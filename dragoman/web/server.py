@@ -508,6 +508,8 @@ class DragomanServer:
                     **protocol.error_message(protocol.SLOW_CONSUMER,
                                              "this client read too slowly and was dropped",
                                              retryable=True, fatal=True), "seq": 0})), 1.0)
+            # Its buffers are full: a closing handshake would only wait. Cut it off.
+            connection.transport.abort()
         await self._finish(session, protocol.SLOW_CONSUMER, close_code=CLOSE_POLICY)
 
     async def _finish(self, session: Session, reason: str, *,

@@ -110,6 +110,7 @@ class Session:
         self._forgotten_seq = 0  # highest committed seq dropped from the resume buffer
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
+        self._sending = False
         self._warned_slow = False
         self.slow = False
 
@@ -215,6 +216,14 @@ class Session:
 
     async def run_sender(self, connection: ServerConnection, clock: Callable[[], float]) -> None:
         """Write the outbox to `connection` until it is detached or closed."""
+        self._sending = True
+        try:
+            await self._send_loop(connection, clock)
+        finally:
+            self._sending = False
+            self._drained.set()
+
+    async def _send_loop(self, connection: ServerConnection, clock: Callable[[], float]) -> None:
         while self.connection is connection:
             if not self._outbox:
                 self._drained.set()
@@ -235,7 +244,7 @@ class Session:
 
     async def flush(self) -> None:
         """Wait until the outbox is written or the connection is gone (time-box it)."""
-        while self._outbox and self.connection is not None:
+        while self._outbox and self.connection is not None and self._sending:
             self._drained.clear()
             await self._drained.wait()
 
