@@ -20,6 +20,8 @@ COMMANDS = (
     "dragoman.commands.languages",
     "dragoman.commands.watermark",
     "dragoman.commands.translate_text",
+    "dragoman.commands.serve",
+    "dragoman.commands.listen",
 )
 
 
