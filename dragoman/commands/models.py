@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dragoman.models import ModelStore
+from dragoman.models import ModelStore, PullStage
 
 
 def register(subparsers: Any) -> None:
@@ -57,6 +57,32 @@ def run(args: argparse.Namespace) -> int:
         for name, parts in sorted(resolved.files.items()):
             print(f"{name}\t" + "\t".join(str(p) for p in parts))
         return 0
-    resolved = store.pull(args.name, force=args.force)
+    display = _PullDisplay(console)
+    try:
+        resolved = store.pull(args.name, force=args.force, progress=display)
+    finally:
+        display.stop()
     console.print(f"{resolved.name}: {resolved.source}, {resolved.size_bytes / 1e6:.1f} MB")
     return 0
+
+
+class _PullDisplay:
+    """Shows `pull`'s stages: downloads print a line (huggingface_hub draws per-file
+    progress bars), the CTranslate2 conversion shows a spinner until it is done."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Any = None
+
+    def __call__(self, stage: PullStage) -> None:
+        self.stop()
+        if stage.step == "convert":
+            self._status = self.console.status(stage.message)
+            self._status.start()
+        else:
+            self.console.print(stage.message)
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None

@@ -64,17 +64,16 @@ def language_token(family: Family, code: str) -> str:
     return f"{lang.iso3}_{lang.script}" if family == "nllb" else f"__{lang.code}__"
 
 
-def build_seq2seq(
-    out_dir: Path,
+def build_transformers_seq2seq(
+    hf_dir: Path,
     family: Family = "nllb",
     languages: Sequence[str] = ("es", "fr", "en"),
     dims: Seq2SeqDims | None = None,
     texts: Sequence[str] | None = None,
     seed: int = 0,
-    quantization: str = "int8",
 ) -> Path:
-    """A random NLLB/M2M100-shaped model as a CTranslate2 directory at `out_dir`."""
-    import ctranslate2.converters
+    """A random NLLB/M2M100-shaped transformers checkpoint at `hf_dir`, laid out like
+    the hub's (config, weights, tokenizer files, ``sentencepiece.bpe.model``)."""
     import sentencepiece
     import torch
     from tokenizers import Tokenizer
@@ -87,43 +86,58 @@ def build_seq2seq(
 
     dims = dims if dims is not None else Seq2SeqDims()
     texts = texts if texts is not None else corpus_texts()
+    hf_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dragoman-build-") as tmp:
-        work = Path(tmp)
-        spm_path = train_sentencepiece(texts, work / "spm", dims.spm_vocab)
-        spm = sentencepiece.SentencePieceProcessor(model_file=str(spm_path))
-        pieces = [spm.id_to_piece(i) for i in range(3, spm.get_piece_size())]
-        vocab = ["<s>", "<pad>", "</s>", "<unk>", *pieces]
-        vocab += [language_token(family, code) for code in languages]
-        if dims.vocab_size is not None:
-            filler = dims.vocab_size - len(vocab) - 1
-            vocab += [f"\u2581madeup{i}" for i in range(max(filler, 0))]
-        vocab.append("<mask>")
-        fast_tokenizer: Any = PreTrainedTokenizerFast
-        tokenizer = fast_tokenizer(
-            tokenizer_object=Tokenizer(WordLevel({t: i for i, t in enumerate(vocab)}, "<unk>")),
-            bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        )
-        config = M2M100Config(
-            vocab_size=len(vocab), d_model=dims.d_model,
-            encoder_layers=dims.layers, decoder_layers=dims.layers,
-            encoder_attention_heads=dims.heads, decoder_attention_heads=dims.heads,
-            encoder_ffn_dim=dims.ffn, decoder_ffn_dim=dims.ffn,
-            max_position_embeddings=1024, scale_embedding=True,
-            pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
-        )
-        torch.manual_seed(seed)
-        model: Any = M2M100ForConditionalGeneration(config)
-        model.eval()
-        hf_dir = work / "hf"
-        model.save_pretrained(hf_dir)
-        tokenizer.save_pretrained(hf_dir)
-        del model
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        converter = ctranslate2.converters.TransformersConverter(str(hf_dir))
-        converter.convert(str(out_dir), quantization=quantization)
-        shutil.copy(spm_path, out_dir / "sentencepiece.bpe.model")
-    logger.info("built random %s model (%d tokens) in %s", family, len(vocab), out_dir)
+        spm_path = train_sentencepiece(texts, Path(tmp) / "spm", dims.spm_vocab)
+        shutil.copy(spm_path, hf_dir / "sentencepiece.bpe.model")
+    spm = sentencepiece.SentencePieceProcessor(model_file=str(hf_dir / "sentencepiece.bpe.model"))
+    pieces = [spm.id_to_piece(i) for i in range(3, spm.get_piece_size())]
+    vocab = ["<s>", "<pad>", "</s>", "<unk>", *pieces]
+    vocab += [language_token(family, code) for code in languages]
+    if dims.vocab_size is not None:
+        filler = dims.vocab_size - len(vocab) - 1
+        vocab += [f"\u2581madeup{i}" for i in range(max(filler, 0))]
+    vocab.append("<mask>")
+    fast_tokenizer: Any = PreTrainedTokenizerFast
+    tokenizer = fast_tokenizer(
+        tokenizer_object=Tokenizer(WordLevel({t: i for i, t in enumerate(vocab)}, "<unk>")),
+        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+    )
+    config = M2M100Config(
+        vocab_size=len(vocab), d_model=dims.d_model,
+        encoder_layers=dims.layers, decoder_layers=dims.layers,
+        encoder_attention_heads=dims.heads, decoder_attention_heads=dims.heads,
+        encoder_ffn_dim=dims.ffn, decoder_ffn_dim=dims.ffn,
+        max_position_embeddings=1024, scale_embedding=True,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+    )
+    torch.manual_seed(seed)
+    model: Any = M2M100ForConditionalGeneration(config)
+    model.eval()
+    model.save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    logger.info("built random %s transformers checkpoint (%d tokens) in %s",
+                family, len(vocab), hf_dir)
+    return hf_dir
+
+
+def build_seq2seq(
+    out_dir: Path,
+    family: Family = "nllb",
+    languages: Sequence[str] = ("es", "fr", "en"),
+    dims: Seq2SeqDims | None = None,
+    texts: Sequence[str] | None = None,
+    seed: int = 0,
+    quantization: str = "int8",
+) -> Path:
+    """A random NLLB/M2M100-shaped model as a CTranslate2 directory at `out_dir`,
+    converted by the same function `dragoman models pull` uses."""
+    from dragoman.models import convert_transformers_to_ctranslate2
+
+    with tempfile.TemporaryDirectory(prefix="dragoman-build-") as tmp:
+        hf_dir = build_transformers_seq2seq(Path(tmp) / "hf", family, languages, dims,
+                                            texts, seed)
+        convert_transformers_to_ctranslate2(hf_dir, out_dir, quantization=quantization)
     return out_dir
 
 
