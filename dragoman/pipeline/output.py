@@ -14,6 +14,9 @@ import numpy as np
 
 from dragoman.events import SAMPLE_RATE, AudioChunk, Event, FloatAudio, Span, TranslationText
 
+MAX_CUE_CHARS = 84
+"""Two caption lines of 42 characters, the usual subtitle limit."""
+
 
 @dataclass(slots=True)
 class _Utterance:
@@ -72,16 +75,35 @@ class DubTrack:
                     item.audio_start = t0 if item.audio_start is None else item.audio_start
                     item.audio_end = t1
                     break
-        lines = ["WEBVTT", ""]
-        for index, item in enumerate(sorted(self._utterances.values(), key=lambda u: u.span.start)):
+        lines, cue = ["WEBVTT", ""], 0
+        for item in sorted(self._utterances.values(), key=lambda u: u.span.start):
             text = item.text.strip()
             if not text:
                 continue
             begin = item.span.start / SAMPLE_RATE if item.audio_start is None else item.audio_start
             end = item.span.end / SAMPLE_RATE if item.audio_end is None else item.audio_end
-            lines += [str(index + 1), f"{_stamp(begin)} --> {_stamp(max(end, begin + 0.5))}",
-                      text, ""]
+            end = max(end, begin + 0.5)
+            pieces = _cue_texts(text)
+            total, done = sum(len(p) for p in pieces), 0
+            for piece in pieces:  # long utterances become several cues, timed by length
+                first = begin + (end - begin) * done / total
+                done += len(piece)
+                last = begin + (end - begin) * done / total
+                cue += 1
+                lines += [str(cue), f"{_stamp(first)} --> {_stamp(last)}", piece, ""]
         return "\n".join(lines)
+
+
+def _cue_texts(text: str, limit: int = MAX_CUE_CHARS) -> list[str]:
+    """Split caption text into cues of at most `limit` characters, at word boundaries."""
+    pieces, current = [], ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > limit:
+            pieces.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    return [*pieces, current] if current else pieces
 
 
 def _stamp(seconds: float) -> str:
