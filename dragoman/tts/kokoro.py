@@ -48,14 +48,23 @@ _MAX_PHONEMES = 510
 
 @dataclass(frozen=True, slots=True)
 class KokoroConfig:
-    """Where the weights are and how many CPU threads inference may use.
+    """Where the weights are and how onnxruntime may use the CPU.
 
     `model` / `voices`: explicit paths (default: resolve through `ModelStore`).
+    threads: intra-op threads (2 = both cores of the reference machine).
+    spin: let idle onnxruntime workers busy-wait for the next op. Off by default:
+    other stages (ASR, translation) share the cores, and spinning workers burn CPU
+    they need (measured in bench/tts.py: spinning costs about 25 % more CPU time per
+    audio second and buys no wall time on a loaded machine).
+    parallel: run independent graph branches concurrently (`ORT_PARALLEL`); the graph
+    is one long chain, so this only adds threads (measured: no gain).
     """
 
     model: Path | None = None
     voices: Path | None = None
     threads: int = 2
+    spin: bool = False
+    parallel: bool = False
 
 
 def _find_model(resolved_files: dict[str, tuple[Path, ...]], directory: Path | None) -> Path:
@@ -85,6 +94,23 @@ def _voice_record(name: str) -> Voice | None:
         return None
     gender: Gender = "female" if name[1] == "f" else "male"
     return Voice(name, "kokoro", _PREFIX[name[0]][0], gender, _NOMINAL_PITCH[gender], True)
+
+
+def session_options(config: KokoroConfig) -> Any:
+    """onnxruntime `SessionOptions` for `config` (see `KokoroConfig`)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, config.threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = (
+        ort.ExecutionMode.ORT_PARALLEL if config.parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+    )
+    spin = "1" if config.spin else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
 
 
 class KokoroBackend:
@@ -156,9 +182,7 @@ class KokoroBackend:
                     "Kokoro needs its runtime: pip install 'dragoman[tts]'"
                 ) from exc
             model, voices = self._locate()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = max(1, self.config.threads)
-            options.inter_op_num_threads = 1
+            options = session_options(self.config)
             session = ort.InferenceSession(
                 str(model), sess_options=options, providers=["CPUExecutionProvider"]
             )

@@ -153,6 +153,33 @@ def extract_prosody(audio: FloatAudio, sample_rate: int) -> ProsodyProfile:
     )
 
 
+def slice_profile(profile: ProsodyProfile, start: float, end: float) -> ProsodyProfile:
+    """The part of `profile` between normalized times `start` and `end`, renormalized.
+
+    For speaking a phrase in segments: each segment gets its slice of the contour,
+    still relative to the whole phrase's median (so the register and the pitch at
+    the seams stay continuous), and its share of the duration. The contour and the
+    loudness are resampled on a fine grid (linear between voiced frames, as the
+    transfer itself bridges them), so even a slice of an unvoiced stretch has points.
+    """
+    lo, hi = max(0.0, float(start)), min(1.0, float(end))
+    if hi - lo <= 0:
+        raise AudioError(f"empty prosody slice [{start}, {end}]")
+    if lo == 0.0 and hi == 1.0:
+        return profile
+    count = max(5, math.ceil((hi - lo) * profile.duration_s / _STEP) + 1)
+    grid = np.linspace(lo, hi, count)
+    local = (grid - lo) / (hi - lo)
+    return ProsodyProfile(
+        median_hz=profile.median_hz,
+        duration_s=profile.duration_s * (hi - lo),
+        times=local,
+        semitones=_contour_at(profile, grid),
+        loudness_times=local,
+        loudness_db=np.interp(grid, profile.loudness_times, profile.loudness_db),
+    )
+
+
 def _contour_at(profile: ProsodyProfile, x: FloatArray) -> FloatArray:
     """Source contour (semitones) at normalized times, bridging unvoiced gaps linearly."""
     return np.interp(x, profile.times, profile.semitones)

@@ -4,11 +4,17 @@ Same shape as the other stages: `push_text()` / `push_source()` / `say()`, `flus
 `end_input()`, `aclose()`, and `async for chunk in stream`. Synthesis runs in a worker
 thread (`asyncio.to_thread`) one request at a time; chunks flow out through a bounded
 queue, so a slow consumer holds synthesis back instead of growing memory.
+
+Chunks leave as soon as each segment of a phrase is marked (the synthesizer's sink
+puts them on the queue from the worker thread), not when the whole phrase is done:
+the first audio of a phrase waits only for its first segment. `aclose()` also stops
+a phrase in progress at its next segment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +32,13 @@ class _End:
     pass
 
 
+class _Closed(Exception):
+    """Raised inside the worker thread when the stream closed under a phrase."""
+
+
+_POLL_S = 0.1
+
+
 class SynthesisStream:
     """Async stream over a started or unstarted `Synthesizer`."""
 
@@ -39,10 +52,30 @@ class SynthesisStream:
         )
         self._task: asyncio.Task[None] | None = None
         self._ended = False
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _ensure_task(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._loop = asyncio.get_running_loop()
+            self._core.set_sink(self._deliver)
+            self._task = self._loop.create_task(self._run())
+
+    def _deliver(self, chunks: list[AudioChunk]) -> None:
+        """Sink for the synthesizer, on the worker thread: queue each chunk now,
+        waiting while the queue is full (backpressure) unless the stream closes."""
+        assert self._loop is not None
+        for chunk in chunks:
+            future = asyncio.run_coroutine_threadsafe(self._out.put(chunk), self._loop)
+            while True:
+                if self._closed:
+                    future.cancel()
+                    raise _Closed
+                try:
+                    future.result(timeout=_POLL_S)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
 
     async def _submit(self, work: Callable[[], list[AudioChunk]]) -> None:
         if self._ended:
@@ -98,6 +131,8 @@ class SynthesisStream:
             except DragomanError as exc:
                 await self._out.put(exc)
                 chunks = []
+            except _Closed:
+                return
             for chunk in chunks:
                 await self._out.put(chunk)
             if isinstance(request, _End):
@@ -118,8 +153,10 @@ class SynthesisStream:
             yield item
 
     async def aclose(self) -> None:
-        """Stop now: cancel pending synthesis (the running phrase finishes in its thread)."""
+        """Stop now: cancel pending synthesis; a phrase in progress stops at its next
+        segment (its worker thread finishes that segment first)."""
         self._ended = True
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

@@ -6,13 +6,21 @@ output stream, before it can become an `AudioChunk`: no unmarked sample leaves.
 The embedder delays its output by one 32 ms frame; each phrase is followed by 32 ms
 of silence (marking leaves silence silent) so that a phrase is complete as soon as
 it is synthesized. Output: mono float32 at 24 kHz (`OUTPUT_RATE`), chunks of
-`chunk_ms`, `pts` counted in output samples from the start of the stream.
+`chunk_ms`, `pts` counted in output samples from the start of the stream; every
+chunk of a phrase carries that phrase's `source_span`.
+
+A phrase is rendered in segments (`dragoman.tts.segments`): a short first one, so
+that its first chunk leaves after a fraction of the phrase's synthesis time, then
+longer ones. Each segment gets its slice of the source prosody (contour relative to
+the whole phrase's median, so pitch stays continuous across seams), and the silence
+Kokoro leaves around each call is cut to a natural pause at the seams.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,9 +30,17 @@ from dragoman.audio import check_audio
 from dragoman.errors import DragomanError
 from dragoman.events import SAMPLE_RATE, AudioChunk, FloatAudio, Span, TranslationText
 from dragoman.languages import normalize_language
-from dragoman.tts.base import OUTPUT_RATE, check_rate, check_text
-from dragoman.tts.prosody import ProsodyConfig, ProsodyProfile, extract_prosody, transfer_prosody
+from dragoman.tts.base import OUTPUT_RATE, SynthesisBackend, check_rate, check_text
+from dragoman.tts.prosody import (
+    ProsodyConfig,
+    ProsodyProfile,
+    extract_prosody,
+    slice_profile,
+    speech_extent,
+    transfer_prosody,
+)
 from dragoman.tts.routing import Route, Router
+from dragoman.tts.segments import Segment, split_phrase
 
 if TYPE_CHECKING:
     from dragoman.watermark import WatermarkKey
@@ -45,6 +61,10 @@ class SynthesisConfig:
     punctuation, at the end of an utterance, or once this many words are waiting.
     payload: 32-bit watermark payload (service id + session hash).
     source_seconds: how much source audio is kept for prosody.
+    first_segment_words: streaming inside a phrase: the first segment holds about
+    this many words (up to the first clause end), so its audio leaves while the rest
+    is synthesized; later segments grow (`split_phrase`). 0 renders each phrase in
+    one call (first audio only after the whole phrase).
     """
 
     language: str
@@ -57,6 +77,7 @@ class SynthesisConfig:
     min_phrase_words: int = 4
     payload: int = 0
     source_seconds: float = 60.0
+    first_segment_words: int = 3
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
@@ -65,6 +86,41 @@ class SynthesisConfig:
             raise DragomanError(f"chunk_ms must be in [10, 5000], got {self.chunk_ms}")
         if self.min_phrase_words < 1:
             raise DragomanError("min_phrase_words must be at least 1")
+        if self.first_segment_words < 0:
+            raise DragomanError("first_segment_words must be 0 (off) or more")
+
+
+_CLAUSE_PAUSE_S = 0.12
+"""Silence kept at a seam between segments that ends at clause punctuation (s)."""
+_WORD_PAUSE_S = 0.04
+"""Silence kept at a seam inside a clause (s): about a word boundary."""
+_FADE_S = 0.004
+
+
+def _tighten(audio: FloatAudio, *, lead: float | None, tail: float | None,
+             pad: bool = False) -> FloatAudio:
+    """`audio` with at most `lead` / `tail` seconds of silence around its speech
+    (None: leave that side alone; `pad`: make the tail exactly `tail` long, adding
+    silence), with short fades where it was cut."""
+    try:
+        start, end = speech_extent(audio, OUTPUT_RATE)
+    except DragomanError:
+        return audio
+    first = 0 if lead is None else max(0, round((start - lead) * OUTPUT_RATE))
+    last = audio.size if tail is None else min(audio.size, round((end + tail) * OUTPUT_RATE))
+    out = np.array(audio[first:last], dtype=np.float32)
+    fade = min(round(_FADE_S * OUTPUT_RATE), out.size // 2)
+    if fade > 0:
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        if first > 0:
+            out[:fade] *= ramp
+        if last < audio.size:
+            out[-fade:] *= ramp[::-1]
+    if pad and tail is not None:
+        missing = round((end + tail) * OUTPUT_RATE) - last
+        if missing > 0:
+            out = np.concatenate([out, np.zeros(missing, dtype=np.float32)])
+    return out
 
 
 class _MarkedOutput:
@@ -136,6 +192,7 @@ class Synthesizer:
         self._source_start = 0
         self._finished = False
         self._rate = config.rate
+        self._sink: Callable[[list[AudioChunk]], None] | None = None
 
     @property
     def rate(self) -> float:
@@ -202,10 +259,28 @@ class Synthesizer:
         self._words, self._span = [], None
         self.say(text, source_span=span)
 
+    def set_sink(self, sink: Callable[[list[AudioChunk]], None] | None) -> None:
+        """Hand chunks to `sink` as soon as each segment is marked, instead of keeping
+        them for `events()` (how `SynthesisStream` streams inside a phrase). `sink`
+        runs on the synthesizing thread; an exception from it aborts the phrase."""
+        self._sink = sink
+
+    def _emit(self, chunks: list[AudioChunk]) -> None:
+        if not chunks:
+            return
+        if self._sink is not None:
+            self._sink(chunks)
+        else:
+            self._events += chunks
+
     def say(self, text: str, *, source_span: Span | None = None,
             prosody_from: FloatAudio | None = None) -> None:
         """Speak one phrase now. Prosody comes from `prosody_from` (16 kHz) when given,
-        else from the buffered source audio under `source_span`."""
+        else from the buffered source audio under `source_span`.
+
+        The phrase is rendered in segments (`split_phrase`); each segment's chunks
+        are ready (for `events()`, or handed to the sink) as soon as it is marked.
+        """
         if self._finished:
             raise DragomanError("say() after finish()")
         cleaned = check_text(text)
@@ -216,16 +291,45 @@ class Synthesizer:
         profile = self._profile(span, prosody_from) if self.config.prosody else None
         route = self._choose_route(profile)
         backend = self._router.backend(route.backend)
-        pieces = backend.render_unmarked(cleaned, route.voice, rate=self._rate)
-        if profile is None:
-            for piece in pieces:
-                self._events += self._output.write(piece, span)
-        else:
-            audio = np.concatenate(list(pieces))
-            shaped = transfer_prosody(audio, OUTPUT_RATE, profile, self.config.prosody_config)
-            self._events += self._output.write(shaped, span)
+        segments = split_phrase(cleaned, first_words=self.config.first_segment_words)
+        for index, segment in enumerate(segments):
+            audio = self._render(backend, route, segment, profile,
+                                 first=index == 0, last=index == len(segments) - 1)
+            self._emit(self._output.write(audio, span))
         gap = np.zeros(round(0.032 * OUTPUT_RATE), dtype=np.float32)
-        self._events += self._output.write(gap, span)
+        self._emit(self._output.write(gap, span))
+
+    def _render(self, backend: SynthesisBackend, route: Route, segment: Segment,
+                profile: ProsodyProfile | None, *, first: bool, last: bool) -> FloatAudio:
+        """One segment, unmarked: synthesized, prosody imposed, seams tightened.
+
+        With prosody, the segment takes exactly its share of the source speech
+        (`segment.start`..`segment.end` of its duration, the pause at its seam
+        included), so the segments laid end to end follow the source contour on
+        the same time axis as a phrase rendered whole would.
+        """
+        pieces = list(backend.render_unmarked(segment.text, route.voice, rate=self._rate))
+        audio = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        if first and last:
+            return audio if profile is None else self._shape(audio, profile, segment.text)
+        pause = 0.0 if last else _CLAUSE_PAUSE_S if segment.clause_end else _WORD_PAUSE_S
+        lead = None if first else _FADE_S
+        tail = None if last else pause
+        audio = _tighten(audio, lead=lead, tail=tail)
+        if profile is None:
+            return audio
+        share = (segment.end - segment.start) * profile.duration_s
+        speech = max(share - pause, 0.5 * share)
+        end = segment.start + (segment.end - segment.start) * speech / share
+        shaped = self._shape(audio, slice_profile(profile, segment.start, end), segment.text)
+        return _tighten(shaped, lead=lead, tail=tail, pad=True)
+
+    def _shape(self, audio: FloatAudio, profile: ProsodyProfile, text: str) -> FloatAudio:
+        try:
+            return transfer_prosody(audio, OUTPUT_RATE, profile, self.config.prosody_config)
+        except DragomanError as exc:  # a segment with no voiced speech: keep it as is
+            logger.debug("no prosody transfer for %r: %s", text, exc.message)
+            return audio
 
     def _choose_route(self, profile: ProsodyProfile | None) -> Route:
         if self._route is None:
