@@ -80,6 +80,7 @@ export class DragomanSession extends EventTarget {
       const { ws, first } = await this.handshake(startMessage({ ...this.options.start, token }));
       if (first.type !== 'session.started') throw this.refusal(first);
       this.info = first;
+      this.lastSeq = Number(first.seq || 0);
       this.adopt(ws);
       this.setState('open');
       return first;

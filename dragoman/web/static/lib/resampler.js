@@ -82,15 +82,17 @@ export class StreamingResampler {
 }
 
 /**
- * Float samples in [-1, 1] to PCM16 (clipped, rounded like the server's encode_pcm16).
+ * Float samples in [-1, 1] to PCM16 (clipped, rounded half to even like numpy in the
+ * server's encode_pcm16).
  * @param {Float32Array} samples
  * @returns {Int16Array}
  */
 export function floatToPcm16(samples) {
   const out = new Int16Array(samples.length);
   for (let i = 0; i < samples.length; i++) {
-    const v = Math.max(-1, Math.min(1, samples[i]));
-    out[i] = Math.round(v * 32767);
+    const v = Math.max(-1, Math.min(1, samples[i])) * 32767;
+    const r = Math.round(v);
+    out[i] = r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; // Math.round sends .5 up; numpy to even
   }
   return out;
 }
