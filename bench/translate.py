@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,6 +150,8 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
     token, per scored token), what the bound saves when a continuation runs on, and
     the amortized cost when 4 sessions share one batch.
     """
+    import ctranslate2
+
     from dragoman.translate.build import NLLB_600M, build_seq2seq
     from dragoman.translate.canvas import CanvasConfig
     from dragoman.translate.ct2_backend import CTranslate2Backend
@@ -231,6 +234,23 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
                                   target_prefix=[r[3] for r in group], beam_size=1,
                                   min_decoding_length=longest + 4,
                                   max_decoding_length=longest + 4)[1] / 4)
+        # The median update's shape on one thread (CPU time on one thread is the
+        # number least disturbed by other work on the shared cores): the
+        # parallel-prefix probe below is timed on the same shape.
+        n_prefix = round(_median(out["prefix_tokens"]))
+        n_new = max(1, round(_median(out["new_tokens"])))
+        one = ctranslate2.Translator(str(directory), device="cpu", compute_type="int8",
+                                     inter_threads=1, intra_threads=1)
+        shaped = ["fra_Latn", *ref_tokens[: n_prefix + 4]]
+
+        def shaped_update() -> None:
+            one.score_batch([source], [shaped])
+            one.translate_batch([source], target_prefix=[shaped[:n_prefix]], beam_size=1,
+                                min_decoding_length=n_prefix + n_new,
+                                max_decoding_length=n_prefix + n_new)
+
+        shaped_update()
+        one_thread = _median([_timed(shaped_update)[1] for _ in range(reps)])
         backend.close()
     return {
         "build_and_convert_s": build_s,
@@ -252,25 +272,30 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
         "cpu_ms_runaway_bounded": bounded,
         "cpu_ms_fill_alone": _median(single),
         "cpu_ms_fill_per_session_4_batched": _median(batched),
+        "cpu_ms_median_update_1_thread": one_thread,
     }
 
 
 def parallel_prefix_cost(source_len: int, target_len: int, block_len: int,
-                         new_tokens: int) -> dict[str, float]:
+                         new_tokens: int, threads: int = 2) -> dict[str, float]:
     """What one update would cost with a decoder that forwards the target prefix in
     one parallel pass and keeps its cache (not CTranslate2's Translator): PyTorch
     dynamic int8 (per-channel) at NLLB-600M's dimensions, 2 threads, random weights.
     One update = encoder + one pass over committed + old block (its last `block_len`
     positions through the output layer: the scores, and the first new token at the
     first masked position for free) + `new_tokens - 1` cached steps. CPU ms."""
+    import warnings
+
     import torch
+
+    warnings.filterwarnings("ignore")  # torch.ao deprecation notices
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     from transformers import M2M100Config, M2M100ForConditionalGeneration
 
     from dragoman.translate.build import NLLB_600M
 
     dims = NLLB_600M
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     config = M2M100Config(
         vocab_size=dims.vocab_size, d_model=dims.d_model, encoder_layers=dims.layers,
@@ -300,6 +325,7 @@ def parallel_prefix_cost(source_len: int, target_len: int, block_len: int,
         update()
         samples = [_timed(update) for _ in range(7)]
     return {
+        "threads": float(threads),
         "source_tokens": float(source_len),
         "target_tokens_forwarded": float(target_len),
         "new_tokens": float(new_tokens),
@@ -313,7 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=60, help="utterances per pair")
     parser.add_argument("--no-nllb-cost", action="store_true", help="skip the NLLB-600M timing")
     parser.add_argument("--cost-prompts", type=int, default=8, help="utterances for NLLB cost")
+    parser.add_argument("--parallel-prefix", type=int, nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.parallel_prefix:
+        print(json.dumps(parallel_prefix_cost(*args.parallel_prefix)))
+        return 0
 
     results: list[PairResult] = []
     apertium = create_backend("apertium")
@@ -339,16 +369,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.chrf_stream_vs_full:9.1f} {ratio:>9} {r.update_ms_median:6.1f} "
               f"{r.update_ms_p90:6.1f}")
     cost = None if args.no_nllb_cost else nllb_600m_cost(args.cost_prompts)
-    parallel = None
+    parallel: dict[str, float] | None = None
     if cost is not None:
         print("\nNLLB-600M-sized random model, int8, 2 threads (output length forced; "
               "wall ms on shared cores, cpu ms = process CPU time over both threads):")
         for key, value in cost.items():
             print(f"  {key:<36} {value:9.1f}")
-        parallel = parallel_prefix_cost(
-            round(cost["source_tokens_terms"]),
-            round(cost["prefix_tokens_median"]) + 5,  # + the rest of a 10-token block
-            10, max(1, round(cost["new_tokens_median"])))
+        # A fresh interpreter: with CTranslate2's OpenMP runtime loaded in the same
+        # process, PyTorch's threads fight it (10x slower here).
+        # Same shape as cpu_ms_median_update_1_thread: the score pass covers the
+        # prefix plus the rest of the block (4 tokens past the kept prefix).
+        shape = [round(cost["source_tokens_terms"]), round(cost["prefix_tokens_median"]) + 4,
+                 5, max(1, round(cost["new_tokens_median"]))]
+        parallel = {}
+        for threads in (1, 2):
+            probe = subprocess.run(
+                [sys.executable, __file__, "--parallel-prefix", *map(str, shape), str(threads)],
+                capture_output=True, text=True, check=True)
+            for key, value in json.loads(probe.stdout.strip().splitlines()[-1]).items():
+                parallel[f"{key}_{threads}t"] = value
         print("\nSame update with a parallel-prefix decoder (PyTorch int8, NLLB-600M dims):")
         for key, value in parallel.items():
             print(f"  {key:<36} {value:9.1f}")
