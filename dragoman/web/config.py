@@ -46,7 +46,7 @@ class ServerConfig:
     max_session_s: float = 4 * 3600.0
     start_timeout_s: float = 10.0
     resume_grace_s: float = 30.0
-    resume_buffer_bytes: int = 4 * 1024 * 1024
+    resume_buffer_bytes: int = 1024 * 1024
     outbox_max_messages: int = 1024
     outbox_max_bytes: int = 4 * 1024 * 1024
     rate_factor: float = 1.25
