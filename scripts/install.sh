@@ -32,3 +32,4 @@ pip_install -e ".[all,dev]"
 pip_install --no-deps simuleval==1.1.4
 python3 -c "import dragoman" && command -v dragoman >/dev/null
 bash scripts/install_voices.sh  # Kokoro TTS voices (npm kokoro-js) into the model store
+bash scripts/install_js.sh  # playwright-core (pinned) for the browser tests, drives /usr/bin/chromium
