@@ -1,5 +1,5 @@
 // Launches the system Chromium (never a downloaded browser) through playwright-core.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -26,6 +26,7 @@ export async function launch(o = {}) {
   });
   return {
     context,
+    dir,
     async close() {
       await context.close().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
@@ -41,4 +42,28 @@ export async function waitFor(check, ms, every = 250) {
     await new Promise((r) => setTimeout(r, every));
   }
   return false;
+}
+
+/**
+ * CPU seconds (user + system) used so far by this browser's processes, by process type
+ * (browser, renderer, gpu-process, utility: the audio service...), read from /proc.
+ * @param {string} dir the --user-data-dir that identifies this browser's processes
+ * @returns {Record<string, number>}
+ */
+export function cpuSeconds(dir) {
+  const tick = 100; // USER_HZ on Linux
+  /** @type {Record<string, number>} */
+  const out = {};
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const root = cmd.includes(`--user-data-dir=${dir}`);
+      if (!root && !cmd.includes(dir)) continue;
+      const type = (/--type=([\w-]+)/.exec(cmd) || [null, 'browser'])[1] || 'browser';
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[type] = (out[type] || 0) + (Number(fields[11]) + Number(fields[12])) / tick;
+    } catch { /* gone */ }
+  }
+  return out;
 }

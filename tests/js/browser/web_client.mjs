@@ -2,7 +2,7 @@
 // Usage: node web_client.mjs '<json options>'
 //   {url, token, source, target, scenario: 'translate'|'mic_denied'|'bad_token'|'server_down'|'resume',
 //    wav, screenshot, timeoutMs, waitWords: [regex strings]}
-import { launch, waitFor } from './chromium.mjs';
+import { cpuSeconds, launch, waitFor } from './chromium.mjs';
 
 const o = JSON.parse(process.argv[2]);
 const args = [];
@@ -56,9 +56,14 @@ try {
     }, o.timeoutMs ?? 120000, 500);
     result.ok = ok;
     result.firstCaptionAfterMs = Date.now() - t0;
+    // CPU of the browser while it translates: capture, resampling, socket, playback, captions.
+    const before = cpuSeconds(browser.dir);
+    const wall0 = Date.now();
     if (o.extraMs) await page.waitForTimeout(o.extraMs);
-    const cpu = await cpuSeconds(page);
-    result.cpu = cpu;
+    const after = cpuSeconds(browser.dir);
+    const wall = (Date.now() - wall0) / 1000;
+    result.cpu = { wallSeconds: wall, byProcess: Object.fromEntries(Object.keys(after).map((k) => [k,
+      Number(((after[k] - (before[k] || 0)) / Math.max(wall, 1e-9)).toFixed(4))])) };
   } else {
     result.ok = await waitFor(async () => Boolean((await read()).error), o.timeoutMs ?? 20000);
   }
@@ -72,11 +77,3 @@ try {
 }
 process.stdout.write(JSON.stringify(result) + '\n');
 
-/** @param {import('playwright-core').Page} page */
-async function cpuSeconds(page) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('Performance.enable');
-  const { metrics } = await cdp.send('Performance.getMetrics');
-  const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
-  return { taskDuration: m.TaskDuration, scriptDuration: m.ScriptDuration, timestamp: m.Timestamp };
-}
