@@ -309,6 +309,7 @@ class DragomanServer:
                           metrics=self.metrics, now=now, on_slow=self._on_slow)
         if not room_id:
             room.id = f"private/{session.id}"
+        self.rooms[room.id] = room  # before any await: concurrent joiners find this room
         batch = bool(request.batch and key is not None and key.batch)
         added: list[str] = []
         try:
@@ -320,8 +321,9 @@ class DragomanServer:
         except BaseException:
             for language in added:
                 await room.release_language(language)
+            if not room.members and not room.speakers:
+                self.rooms.pop(room.id, None)
             raise
-        self.rooms[room.id] = room
         room.members.add(session)
         self.sessions[session.id] = session
         self._active[key_name] += 1
