@@ -1,15 +1,21 @@
 """Speech synthesis benchmark: RTF and time to first audio per backend and language,
-prosody transfer errors on real speech, Whisper base WER on the synthesized speech.
+onnxruntime settings for Kokoro, Kokoro cost against input length, prosody transfer
+errors on real speech (phrase rendered whole and in streamed segments), Whisper base
+WER on the synthesized speech.
 
     python bench/tts.py            # prints tables, writes bench/results/tts.json
 
 Texts are Asterisk prompt transcripts (en/es/fr, real prompts); the prosody source is
 the same speaker's recording (Allison Smith, en and es). Medians over prompts and runs.
+Other engineers share this machine's 2 cores: the JSON keeps `os.getloadavg()` per
+measurement, and every timing comes with CPU time (this process's, per audio second),
+which other processes disturb far less than wall time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +25,7 @@ import numpy as np
 
 from dragoman import corpus
 from dragoman.audio import load_audio, resample
-from dragoman.events import SAMPLE_RATE
+from dragoman.events import SAMPLE_RATE, AudioChunk
 from dragoman.models import ModelStore
 from dragoman.textnorm import normalize_text
 from dragoman.tts import (
@@ -30,6 +36,7 @@ from dragoman.tts import (
     compare_prosody,
     extract_prosody,
 )
+from dragoman.tts.kokoro import KokoroBackend, KokoroConfig
 from dragoman.watermark import WatermarkKey
 
 PROMPTS = ("conf-getchannel", "agent-pass", "auth-incorrect", "agent-newlocation")
@@ -38,95 +45,200 @@ EXTRA = {"de": "Guten Morgen, bitte geben Sie Ihr Passwort ein.",
          "ru": "Доброе утро, пожалуйста, введите ваш пароль."}
 KEY = WatermarkKey.from_passphrase("bench")
 REPEATS = 2
+LONG = ("Please enter your password, followed by the pound key. The person at extension "
+        "is not available right now.")
+SETTINGS: dict[str, KokoroConfig] = {
+    "2 threads, no spin (default)": KokoroConfig(),
+    "2 threads, spin": KokoroConfig(spin=True),
+    "1 thread, no spin": KokoroConfig(threads=1),
+    "2 threads, parallel executor": KokoroConfig(parallel=True),
+}
+
+
+def load() -> float:
+    return os.getloadavg()[0]
 
 
 def synth_once(router: Router, lang: str, backend: str, text: str,
-               source: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
-    synth = Synthesizer(SynthesisConfig(lang, backend=backend, prosody=source is not None),
-                        KEY, router)
+               source: np.ndarray | None = None, *,
+               first_words: int | None = None) -> tuple[np.ndarray, float, float, float]:
+    """Audio, wall seconds, seconds to the first chunk, CPU seconds of one phrase.
+
+    The first chunk is timed where `SynthesisStream` takes it: the synthesizer's sink,
+    called as soon as a segment is marked."""
+    config = SynthesisConfig(lang, backend=backend, prosody=source is not None)
+    if first_words is not None:
+        config = SynthesisConfig(lang, backend=backend, prosody=source is not None,
+                                 first_segment_words=first_words)
+    synth = Synthesizer(config, KEY, router)
     synth.start()
+    chunks: list[AudioChunk] = []
+    first: list[float] = []
     start = time.perf_counter()
+
+    def sink(new: list[AudioChunk]) -> None:
+        if not first:
+            first.append(time.perf_counter() - start)
+        chunks.extend(new)
+
+    synth.set_sink(sink)
+    cpu = time.process_time()
     synth.say(text, prosody_from=source)
-    first = synth.events()
-    ttfa = time.perf_counter() - start
-    rest = synth.finish()
+    synth.finish()
     elapsed = time.perf_counter() - start
-    audio = np.concatenate([c.pcm for c in first + rest])
-    assert first, "no audio before finish()"
-    return audio, elapsed, ttfa
+    cpu = time.process_time() - cpu
+    assert first, "no audio"
+    return np.concatenate([c.pcm for c in chunks]), elapsed, first[0], cpu
+
+
+def settings_sweep() -> list[dict[str, Any]]:
+    """Kokoro onnxruntime settings, interleaved so that load changes hit all alike."""
+    routers = {}
+    for name, config in SETTINGS.items():
+        router = Router([KokoroBackend(config)])
+        router.start()
+        synth_once(router, "en", "kokoro", "Warm up.", first_words=0)
+        routers[name] = router
+    samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in SETTINGS}
+    for _ in range(3):
+        for name, router in routers.items():
+            audio, elapsed, _, cpu = synth_once(router, "en", "kokoro", LONG, first_words=0)
+            seconds = audio.size / OUTPUT_RATE
+            samples[name].append((elapsed / seconds, cpu / seconds, load()))
+    rows = []
+    for name, values in samples.items():
+        rows.append({"setting": name, "rtf": statistics.median(v[0] for v in values),
+                     "cpu_per_audio_s": statistics.median(v[1] for v in values),
+                     "load": statistics.median(v[2] for v in values)})
+    return rows
+
+
+def length_sweep(router: Router) -> dict[str, Any]:
+    """Kokoro cost against input length: CPU seconds = fixed + per_s * audio seconds."""
+    words = LONG.split()
+    points = []
+    for count in (2, 3, 4, 6, 9, 13, len(words)):
+        text = " ".join(words[:count])
+        for _ in range(2):
+            audio, elapsed, _, cpu = synth_once(router, "en", "kokoro", text, first_words=0)
+            points.append({"words": count, "audio_s": audio.size / OUTPUT_RATE,
+                           "wall_s": elapsed, "cpu_s": cpu, "load": load()})
+    x = np.array([p["audio_s"] for p in points])
+    y = np.array([p["cpu_s"] for p in points])
+    per_s, fixed = np.polyfit(x, y, 1)
+    return {"points": points, "cpu_fixed_s": float(fixed), "cpu_per_audio_s": float(per_s)}
+
+
+def med(values: list[float]) -> float:
+    return float(statistics.median(values))
 
 
 def main() -> None:
     import jiwer
     from faster_whisper import WhisperModel
 
+    load_start = os.getloadavg()
     resolved = ModelStore().resolve("whisper-base")
     whisper = WhisperModel("base", files={n: resolved.read_bytes(n) for n in resolved.files},
                            compute_type="int8", cpu_threads=2)
     router = Router()
     router.start()
     synth_once(router, "en", "kokoro", "Warm up.")  # first-call costs out of the medians
+    sweep = settings_sweep()
+    lengths = length_sweep(router)
     rows: list[dict[str, Any]] = []
     cases: list[tuple[str, str, list[str]]] = []
     for lang in ("en", "es", "fr"):
         texts = [corpus.prompt(lang, p).text for p in PROMPTS]
         cases += [(lang, "kokoro", texts), (lang, "espeak-ng", texts)]
     cases += [(lang, "espeak-ng", [text]) for lang, text in EXTRA.items()]
+    cases += [("en", "kokoro", [LONG])]
     for lang, backend, texts in cases:
-        rtfs, ttfas, refs, hyps = [], [], [], []
+        rtfs, cpus, ttfas, wholes, loads, refs, hyps = [], [], [], [], [], [], []
         for text in texts:
             for _ in range(REPEATS):
-                audio, elapsed, ttfa = synth_once(router, lang, backend, text)
-                rtfs.append(elapsed / (audio.size / OUTPUT_RATE))
+                audio, elapsed, ttfa, cpu = synth_once(router, lang, backend, text)
+                seconds = audio.size / OUTPUT_RATE
+                rtfs.append(elapsed / seconds)
+                cpus.append(cpu / seconds)
                 ttfas.append(ttfa)
+                loads.append(load())
+                _, _, whole, _ = synth_once(router, lang, backend, text, first_words=0)
+                wholes.append(whole)
             segments, _ = whisper.transcribe(
                 resample(audio, OUTPUT_RATE, SAMPLE_RATE), language=lang, beam_size=1,
                 temperature=0.0, condition_on_previous_text=False)
             refs.append(normalize_text(text))
             hyps.append(normalize_text(" ".join(s.text for s in segments)) or "-")
         rows.append({"backend": backend, "language": lang, "phrases": len(texts),
-                     "rtf": statistics.median(rtfs), "ttfa_s": statistics.median(ttfas),
-                     "wer": float(jiwer.wer(refs, hyps))})
+                     "words": med([len(t.split()) for t in texts]),
+                     "rtf": med(rtfs), "cpu_per_audio_s": med(cpus),
+                     "ttfa_s": med(ttfas), "ttfa_max_s": max(ttfas),
+                     "ttfa_whole_phrase_s": med(wholes),
+                     "wer": float(jiwer.wer(refs, hyps)), "load": med(loads)})
     prosody: list[dict[str, Any]] = []
     for lang in ("en", "es"):
         for pid in PROMPTS:
             prompt = corpus.prompt(lang, pid)
             source = load_audio(prompt.path, SAMPLE_RATE)
             reference = extract_prosody(source, SAMPLE_RATE)
-            plain, _, _ = synth_once(router, lang, "kokoro", prompt.text)
-            shaped, elapsed, _ = synth_once(router, lang, "kokoro", prompt.text, source)
+            plain, _, _, _ = synth_once(router, lang, "kokoro", prompt.text)
             before = compare_prosody(reference, extract_prosody(plain, OUTPUT_RATE))
-            after = compare_prosody(reference, extract_prosody(shaped, OUTPUT_RATE))
-            prosody.append({"language": lang, "prompt": pid,
-                            "error_st_before": before.error_semitones,
-                            "corr_before": before.correlation,
-                            "error_st": after.error_semitones, "corr": after.correlation,
-                            "duration_ratio": after.duration_ratio,
-                            "register_st": after.register_semitones,
-                            "rtf_with_prosody": elapsed / (shaped.size / OUTPUT_RATE)})
-    print("| backend | lang | phrases | RTF | first audio (s) | Whisper WER |")
-    print("|---|---|---|---|---|---|")
+            entry: dict[str, Any] = {"language": lang, "prompt": pid,
+                                     "error_st_before": before.error_semitones,
+                                     "corr_before": before.correlation}
+            for mode, words in (("whole", 0), ("streamed", None)):
+                shaped, elapsed, ttfa, cpu = synth_once(router, lang, "kokoro", prompt.text,
+                                                        source, first_words=words)
+                after = compare_prosody(reference, extract_prosody(shaped, OUTPUT_RATE))
+                seconds = shaped.size / OUTPUT_RATE
+                entry[mode] = {"error_st": after.error_semitones, "corr": after.correlation,
+                               "duration_ratio": after.duration_ratio,
+                               "register_st": after.register_semitones,
+                               "rtf": elapsed / seconds, "cpu_per_audio_s": cpu / seconds,
+                               "ttfa_s": ttfa}
+            prosody.append(entry)
+
+    print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    print("\nKokoro onnxruntime settings (whole phrase, en, 7 s of speech, 3 interleaved runs):")
+    print("| setting | RTF (wall) | CPU s per audio s | load |")
+    print("|---|---|---|---|")
+    for r in sweep:
+        print(f"| {r['setting']} | {r['rtf']:.3f} | {r['cpu_per_audio_s']:.3f} | "
+              f"{r['load']:.1f} |")
+    print(f"\nKokoro cost against length: CPU s = {lengths['cpu_fixed_s']:.3f} + "
+          f"{lengths['cpu_per_audio_s']:.3f} x audio s (over "
+          f"{len(lengths['points'])} calls of 2..{len(LONG.split())} words)")
+    print("\n| backend | lang | phrases | words | RTF | CPU s / audio s | first audio (s) | "
+          "max | first audio, whole phrase (s) | Whisper WER | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['backend']} | {r['language']} | {r['phrases']} | {r['rtf']:.3f} | "
-              f"{r['ttfa_s']:.3f} | {r['wer']:.2f} |")
-    print("\n| lang | error before (st) | corr before | error (st) | corr | duration ratio | "
-          "register (st) |")
-    print("|---|---|---|---|---|---|---|")
+        print(f"| {r['backend']} | {r['language']} | {r['phrases']} | {r['words']:.0f} | "
+              f"{r['rtf']:.3f} | {r['cpu_per_audio_s']:.3f} | {r['ttfa_s']:.3f} | "
+              f"{r['ttfa_max_s']:.3f} | {r['ttfa_whole_phrase_s']:.3f} | {r['wer']:.2f} | "
+              f"{r['load']:.1f} |")
+    print("\n| lang | mode | error before (st) | corr before | error (st) | corr | "
+          "duration ratio | register (st) | RTF | first audio (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for lang in ("en", "es"):
         sel = [p for p in prosody if p["language"] == lang]
+        for mode in ("whole", "streamed"):
 
-        def med(key: str, sel: list[dict[str, Any]] = sel) -> float:
-            return float(statistics.median(p[key] for p in sel))
+            def pm(key: str, sel: list[dict[str, Any]] = sel, mode: str = mode) -> float:
+                return med([p[mode][key] for p in sel])
 
-        print(f"| {lang} | {med('error_st_before'):.2f} | {med('corr_before'):.2f} | "
-              f"{med('error_st'):.2f} | {med('corr'):.3f} | {med('duration_ratio'):.3f} | "
-              f"{med('register_st'):+.2f} |")
-    rtf_p = statistics.median(p["rtf_with_prosody"] for p in prosody)
-    print(f"\nKokoro + prosody transfer RTF (median): {rtf_p:.3f}")
+            print(f"| {lang} | {mode} | {med([p['error_st_before'] for p in sel]):.2f} | "
+                  f"{med([p['corr_before'] for p in sel]):.2f} | {pm('error_st'):.2f} | "
+                  f"{pm('corr'):.3f} | {pm('duration_ratio'):.3f} | "
+                  f"{pm('register_st'):+.2f} | {pm('rtf'):.3f} | {pm('ttfa_s'):.3f} |")
+    load_end = os.getloadavg()
+    print(f"\nload average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     out = Path(__file__).parent / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "tts.json").write_text(json.dumps(
-        {"synthesis": rows, "prosody": prosody, "rtf_kokoro_with_prosody": rtf_p}, indent=2))
+        {"load_start": load_start, "load_end": load_end, "cores": os.cpu_count(),
+         "kokoro_settings": sweep, "kokoro_length": lengths, "synthesis": rows,
+         "prosody": prosody}, indent=2))
 
 
 if __name__ == "__main__":

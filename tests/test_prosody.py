@@ -3,6 +3,8 @@
 The synthesized phrase (Kokoro, the female voice closest to her register) must follow
 her F0 contour (<= 1 semitone mean error, correlation >= 0.9), stay in her register
 and match her duration within 10 %; without transfer it does not (so the check can fail).
+The phrases go through the default path, which renders them in segments (streaming
+inside a phrase), each with its slice of her contour.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dragoman.tts import (
     compare_prosody,
     extract_prosody,
 )
+from dragoman.tts.prosody import slice_profile
 from dragoman.watermark import WatermarkKey
 
 CASES = [("en", "agent-newlocation"), ("en", "auth-incorrect"),
@@ -88,3 +91,20 @@ def test_silence_has_no_prosody() -> None:
     noise = np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32)
     with pytest.raises(AudioError):
         extract_prosody(noise, SAMPLE_RATE)  # unvoiced: no intonation to take
+
+
+def test_slices_of_a_profile_lay_end_to_end_into_the_whole() -> None:
+    """Streaming segments each take a slice; together they give back the contour."""
+    source = load_audio(corpus.prompt("en", "auth-incorrect").path, SAMPLE_RATE)
+    whole = extract_prosody(source, SAMPLE_RATE)
+    cuts = [0.0, 0.3, 0.55, 1.0]
+    parts = [slice_profile(whole, a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    assert sum(p.duration_s for p in parts) == pytest.approx(whole.duration_s)
+    assert all(p.median_hz == whole.median_hz for p in parts)  # one register throughout
+    for (a, b), part in zip(zip(cuts, cuts[1:], strict=False), parts, strict=True):
+        assert part.times[0] == 0.0 and part.times[-1] == 1.0
+        back = a + part.times * (b - a)
+        expected = np.interp(back, whole.times, whole.semitones)
+        np.testing.assert_allclose(part.semitones, expected, atol=1e-9)
+    with pytest.raises(AudioError):
+        slice_profile(whole, 0.5, 0.5)

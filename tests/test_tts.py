@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from dragoman.tts import (
     language_support,
 )
 from dragoman.tts.espeak import EspeakBackend
+from dragoman.tts.segments import split_phrase
 from dragoman.tts.xtts import XTTS_LANGUAGES, XttsBackend
 from dragoman.watermark import WatermarkKey, detect, embed
 
@@ -246,3 +249,104 @@ def test_voice_list_is_typed(router: Router) -> None:
     voices = router.backend("kokoro").voices("en")
     assert voices[0].name == "af_heart" and all(isinstance(v, Voice) for v in voices)
     assert all(v.neural and v.language == "en" for v in voices)
+
+
+def test_phrase_is_split_short_first_then_growing_at_clause_ends() -> None:
+    text = ("Please enter your password, followed by the pound key. The person at "
+            "extension two hundred is not available right now, please try again later.")
+    segments = split_phrase(text, first_words=3)
+    assert " ".join(s.text for s in segments) == text
+    assert segments[0].text == "Please enter your password,"  # clause end within reach
+    assert all(s.clause_end for s in segments[:2])
+    assert segments[0].start == 0.0 and segments[-1].end == 1.0
+    assert all(a.end == b.start for a, b in zip(segments, segments[1:], strict=False))
+    sizes = [len(s.text.split()) for s in segments]
+    assert sizes[0] <= 5 and max(sizes[1:]) > sizes[0]
+    assert [s.text for s in split_phrase(text, first_words=0)] == [text]
+    assert [s.text for s in split_phrase("Hola a todos", first_words=3)] == ["Hola a todos"]
+    inside = split_phrase("uno dos tres cuatro cinco seis siete ocho nueve diez", first_words=3)
+    assert inside[0].text == "uno dos tres" and not inside[0].clause_end
+
+
+class CountingEspeak(RecordingEspeak):
+    """The real espeak-ng backend, counting its render calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def render_unmarked(
+        self, text: str, voice: Voice, *, rate: float = 1.0
+    ) -> Iterator[FloatAudio]:
+        self.calls += 1
+        yield from super().render_unmarked(text, voice, rate=rate)
+
+
+LONG_FR = ("Bonjour à tous, merci d'être venus si nombreux ce matin pour cette réunion "
+           "importante sur le budget de l'année prochaine.")
+
+
+def test_first_segment_leaves_before_the_rest_is_rendered() -> None:
+    espeak = CountingEspeak()
+    synth = make(Router([espeak]), "fr")
+    seen: list[tuple[int, list[AudioChunk]]] = []
+    synth.set_sink(lambda chunks: seen.append((espeak.calls, chunks)))
+    span = Span(16_000, 64_000)
+    synth.say(LONG_FR, source_span=span)
+    segments = split_phrase(LONG_FR)
+    assert len(segments) >= 3 and espeak.calls == len(segments)
+    assert seen[0][0] == 1  # chunks out after the first segment's render only
+    assert synth.events() == []  # the sink took them all
+    synth.set_sink(None)
+    chunks = [c for _, batch in seen for c in batch] + synth.finish()
+    assert all(c.source_span == span for c in chunks)
+    assert [c.pts for c in chunks] == list(range(0, sum(c.pcm.size for c in chunks),
+                                                 round(0.2 * OUTPUT_RATE)))
+    found = detect(joined(chunks), KEY, sample_rate=OUTPUT_RATE)
+    assert found.detected and found.payload == PAYLOAD
+
+
+class GatedEspeak(EspeakBackend):
+    """The real espeak-ng backend; every render after the first waits for `gate`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def render_unmarked(
+        self, text: str, voice: Voice, *, rate: float = 1.0
+    ) -> Iterator[FloatAudio]:
+        self.calls += 1
+        if self.calls > 1 and not self.gate.wait(timeout=30):
+            raise AssertionError("gate never opened")
+        yield from super().render_unmarked(text, voice, rate=rate)
+
+
+async def test_stream_hands_out_the_first_segment_while_the_rest_renders() -> None:
+    espeak = GatedEspeak()
+    stream = SynthesisStream(make(Router([espeak]), "fr"))
+    await stream.say(LONG_FR, source_span=Span(0, 48_000))
+    await stream.end_input()
+    chunks = stream.__aiter__()
+    first = await asyncio.wait_for(chunks.__anext__(), timeout=30)
+    await asyncio.sleep(0.2)
+    assert espeak.calls == 2  # audio is out while the second segment is still held
+    espeak.gate.set()
+    rest = [chunk async for chunk in chunks]
+    await stream.aclose()
+    out = [first, *rest]
+    assert all(c.source_span == Span(0, 48_000) for c in out)
+    assert detect(joined(out), KEY, sample_rate=OUTPUT_RATE).detected
+
+
+async def test_stream_close_stops_a_phrase_between_segments() -> None:
+    espeak = GatedEspeak()
+    stream = SynthesisStream(make(Router([espeak]), "fr"), max_queue=1)
+    await stream.say(LONG_FR)
+    chunks = stream.__aiter__()
+    await asyncio.wait_for(chunks.__anext__(), timeout=30)
+    await stream.aclose()  # first segment's chunks still queued, worker waiting
+    espeak.gate.set()
+    await asyncio.sleep(0.3)
+    assert espeak.calls <= 2  # it did not go on rendering the rest of the phrase
