@@ -235,6 +235,7 @@ class ListenSession:
                 p.dropped_seconds for p in self._playbacks.values()), 3),
             "output_underruns": sum(p.underruns for p in self._playbacks.values()),
             "updates_dropped": self.dropped_updates,
+            "passthrough_dropped": self._router.dropped_passthrough,
         }
 
     # -- controls --------------------------------------------------------------------
@@ -407,13 +408,24 @@ class ListenSession:
         self._emit(DeviceStatus(f"output:{code}", device.name, "open",
                                 f"{rate} Hz, {route.profile}"))
 
-    def _close_devices(self) -> None:
+    def _detach_devices(self) -> list[Capture | Playback]:
+        streams: list[Capture | Playback] = list(self._playbacks.values())
         if self._capture is not None:
-            self._capture.close()
-            self._capture = None
-        for playback in self._playbacks.values():
-            playback.close()
+            streams.insert(0, self._capture)
+        self._capture = None
         self._playbacks.clear()
+        return streams
+
+    def _close_devices(self) -> None:
+        for stream in self._detach_devices():
+            stream.close()
+
+    async def _close_devices_off_loop(self) -> None:
+        """Close (possibly dead) streams in a worker: PortAudio may take its time."""
+        streams = self._detach_devices()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(
+                lambda: [stream.close() for stream in streams]), 10)
 
     async def _device_loop(self) -> None:
         while not self._stopping:
@@ -422,14 +434,14 @@ class ListenSession:
                     self._open_devices()
                 await self._pump_input()
             except DeviceError as exc:
-                self._close_devices()
                 self._emit(DeviceStatus(self._failed_role(exc), "", "lost", exc.message,
                                         exc.code))
+                await self._close_devices_off_loop()
                 await asyncio.sleep(self.config.reconnect_s)
-                try:
-                    refresh()
-                except DeviceError as again:
-                    logger.info("re-enumeration failed: %s", again.message)
+                try:  # re-enumerate (seconds on some systems): off the loop
+                    await asyncio.wait_for(asyncio.to_thread(refresh), 30)
+                except (DeviceError, TimeoutError) as again:
+                    logger.info("re-enumeration failed: %s", again)
 
     @staticmethod
     def _failed_role(exc: DeviceError) -> str:
