@@ -1,7 +1,7 @@
 """Listening mode on the real PortAudio path, with the real pipeline.
 
 PortAudio captures from and plays to virtual devices on a private PulseAudio
-(tests/listen_audio.py): real Spanish (and French) speech is played into the
+(dragoman/listen/virtual.py): real Spanish (and French) speech is played into the
 "microphone", and what Dragoman plays on the "earpiece" is recorded and checked
 for the watermark of the key the test configured.
 """
@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from listen_audio import VirtualAudio, available, speech_wav
 
 from dragoman.asr import WhisperConfig
 from dragoman.audio import load_audio
@@ -50,6 +49,7 @@ from dragoman.listen.routing import UtteranceRouter
 from dragoman.listen.session import Caption, DeviceStatus, ListenUpdate, Played
 from dragoman.listen.streams import SampleClock, level_dbfs
 from dragoman.listen.tui import ListenView, level_meter
+from dragoman.listen.virtual import VirtualAudio, available, speech_wav
 from dragoman.pipeline import Resources
 from dragoman.textnorm import normalize_text
 from dragoman.watermark import WatermarkKey, detect

@@ -36,6 +36,7 @@ from dragoman.events import (
     Error,
     Lag,
     SourceText,
+    Span,
     TranslationText,
 )
 from dragoman.languages import normalize_language
@@ -136,6 +137,8 @@ class Played:
     language: str
     device: str
     seconds: float
+    source_span: Span
+    """The source audio (session samples at 16 kHz) this chunk translates."""
     mouth_to_ear: float | None
     """From the start of the source phrase leaving the input device."""
     end_to_ear: float | None
@@ -359,7 +362,7 @@ class ListenSession:
             self.latencies.append((mouth, tail))
             del self.latencies[:-1000]
         name = self._output_names.get(target, "?")
-        self._emit(Played(target, name, seconds, mouth, tail))
+        self._emit(Played(target, name, seconds, Span(start, end), mouth, tail))
 
     # -- devices ---------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from dragoman.events import Error, Lag, SourceText, event_to_dict, join_words
+from dragoman.events import Error, Lag, SourceText, Span, event_to_dict, join_words
 from dragoman.listen.session import (
     Caption,
     DeviceStatus,
@@ -146,6 +146,8 @@ def update_to_dict(update: ListenUpdate) -> dict[str, object]:
     out: dict[str, object] = {"type": type(update).__name__}
     for name in update.__dataclass_fields__:
         value = getattr(update, name)
+        if isinstance(value, Span):
+            value = {"start": value.start, "end": value.end}
         out[name] = round(value, 3) if isinstance(value, float) else value
     return out
 

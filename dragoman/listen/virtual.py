@@ -1,4 +1,4 @@
-"""Real-time virtual audio devices for the listening-mode tests.
+"""Real-time virtual audio devices (tests, benchmarks, trying listening mode headless).
 
 A private PulseAudio daemon (no hardware) with null sinks, seen by PortAudio
 through the ALSA `pulse` plugin as ordinary ALSA devices named in an
@@ -10,7 +10,8 @@ through the ALSA `pulse` plugin as ordinary ALSA devices named in an
 
 Null sinks run on PulseAudio's real-time clock, so capture and playback advance
 at real speed, unlike ALSA's `null`/`file` plugins, which run as fast as they are
-read. Everything stays on a Unix socket in the temporary directory.
+read. Everything stays on Unix sockets in the given directory. Needs Debian `pulseaudio`,
+`pulseaudio-utils` and `libasound2-plugins` (scripts/apt-packages.txt).
 """
 
 from __future__ import annotations
