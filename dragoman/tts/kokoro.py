@@ -54,8 +54,8 @@ class KokoroConfig:
     threads: intra-op threads (2 = both cores of the reference machine).
     spin: let idle onnxruntime workers busy-wait for the next op. Off by default:
     other stages (ASR, translation) share the cores, and spinning workers burn CPU
-    they need (measured in bench/tts.py: spinning costs about 25 % more CPU time per
-    audio second and buys no wall time on a loaded machine).
+    they need (bench/tts.py: spinning costs 11-20 % more CPU time per audio second
+    and buys at most a few % of wall time).
     parallel: run independent graph branches concurrently (`ORT_PARALLEL`); the graph
     is one long chain, so this only adds threads (measured: no gain).
     """
