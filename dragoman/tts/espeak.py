@@ -72,6 +72,24 @@ def _package_paths() -> tuple[Path, Path] | None:
     return Path(espeakng_loader.get_library_path()), Path(espeakng_loader.get_data_path())
 
 
+def _language_entries(address: int | None) -> Iterator[tuple[int, str]]:
+    """Walk espeak's `languages` list: (priority byte, NUL-terminated tag)*, then 0.
+
+    Reads byte by byte: the list is short, and reading a fixed-size block past its
+    end can touch an unmapped page.
+    """
+    if not address:
+        return
+    pos = 0
+    while True:
+        priority = ctypes.string_at(address + pos, 1)[0]
+        if priority == 0:
+            return
+        tag = ctypes.string_at(address + pos + 1)
+        yield priority, tag.decode("ascii", "replace")
+        pos += len(tag) + 2
+
+
 class EspeakBackend:
     """Formant TTS for every language espeak-ng knows (output resampled to 24 kHz)."""
 
@@ -154,13 +172,7 @@ class EspeakBackend:
         while voices[index]:
             entry = voices[index].contents
             index += 1
-            raw = ctypes.string_at(entry.languages, 256)
-            pos = 0
-            while pos < len(raw) and raw[pos] != 0:
-                priority = raw[pos]
-                end = raw.index(b"\0", pos + 1)
-                tag = raw[pos + 1 : end].decode("ascii", "replace")
-                pos = end + 1
+            for priority, tag in _language_entries(entry.languages):
                 try:
                     code = normalize_language(tag)
                 except UnsupportedLanguageError:
