@@ -266,6 +266,11 @@ def test_phrase_is_split_short_first_then_growing_at_clause_ends() -> None:
     assert [s.text for s in split_phrase("Hola a todos", first_words=3)] == ["Hola a todos"]
     inside = split_phrase("uno dos tres cuatro cinco seis siete ocho nueve diez", first_words=3)
     assert inside[0].text == "uno dos tres" and not inside[0].clause_end
+    # With prosody transfer the synthesizer cuts at clause punctuation only.
+    clauses = split_phrase(text, first_words=3, inside_clauses=False)
+    assert all(s.clause_end for s in clauses) and len(clauses) == 2
+    assert clauses[0].text == "Please enter your password,"
+    assert len(split_phrase(" ".join(inside[0].text.split() * 4), inside_clauses=False)) == 1
 
 
 class CountingEspeak(RecordingEspeak):

@@ -40,14 +40,18 @@ def _weight(word: str) -> int:
     return max(1, sum(ch.isalnum() for ch in word))
 
 
-def split_phrase(text: str, *, first_words: int = 3, growth: float = 2.0) -> list[Segment]:
-    """`text` in segments (see module doc); `first_words <= 0` keeps it whole."""
+def split_phrase(text: str, *, first_words: int = 3, growth: float = 2.0,
+                 inside_clauses: bool = True) -> list[Segment]:
+    """`text` in segments (see module doc); `first_words <= 0` keeps it whole;
+    `inside_clauses=False` cuts at clause punctuation only."""
     words = text.split()
     if not words:
         return []
     total = sum(_weight(w) for w in words)
     if first_words <= 0 or len(words) <= first_words:
         return [Segment(" ".join(words), 0.0, 1.0, True)]
+    if not inside_clauses:
+        first_words = len(words)  # no limit: every cut falls on a clause end
     segments: list[Segment] = []
     index, done = 0, 0
     while index < len(words):
