@@ -364,7 +364,7 @@ def test_terminal_ui_in_tmux_shows_captions_mutes_and_quits(
         tmux("send-keys", "-t", "listen", "m")
         wait_screen("MUTED", 10)
         tmux("send-keys", "-t", "listen", "q")
-        shown = wait_screen("EXITED=", 30)
+        shown = wait_screen("EXITED=", 90)  # shutdown waits for a running decode
         assert "EXITED=0" in shown
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
