@@ -179,19 +179,19 @@ def transcribe_outputs(resources: Resources, instances: list[Instance], language
 
 
 def simuleval_check(directory: Path) -> dict[str, float] | None:
+    """SimulEval's own scores (means over instances, ms) from our instances.log."""
     if shutil.which("simuleval") is None:
         return None
     result = subprocess.run(
         ["simuleval", "--score-only", "--output", str(directory),
          "--latency-metrics", "StartOffset", "EndOffset", "AL", "LAAL"],
         capture_output=True, text=True, timeout=300)
-    scores = directory / "scores.tsv"
-    if result.returncode != 0 or not scores.exists():
+    lines = [line.split() for line in result.stdout.strip().splitlines()]
+    if result.returncode != 0 or len(lines) < 2:
         print(result.stderr[-2000:], file=sys.stderr)
         return None
-    header, values = scores.read_text().strip().splitlines()[:2]
-    return {k: float(v) for k, v in zip(header.split("\t"), values.split("\t"), strict=False)
-            if _is_number(v)}
+    header, values = lines[-2], lines[-1][1:]  # the last row starts with its index
+    return {k: float(v) for k, v in zip(header, values, strict=False) if _is_number(v)}
 
 
 def _is_number(text: str) -> bool:
@@ -229,6 +229,8 @@ def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int) -> 
            "EndOffset": statistics.median(x["EndOffset"] for x in lat) / 1000,
            "AL": statistics.median(x["AL"] for x in lat) / 1000,
            "LAAL": statistics.median(x["LAAL"] for x in lat) / 1000,
+           "mean_StartOffset": statistics.fmean(x["StartOffset"] for x in lat) / 1000,
+           "mean_EndOffset": statistics.fmean(x["EndOffset"] for x in lat) / 1000,
            "mean_LAAL": statistics.fmean(x["LAAL"] for x in lat) / 1000,
            "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure(events, target),
            "simuleval": simuleval_check(log_dir)}
@@ -275,14 +277,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
-          "| ASR-BLEU | chrF | NE | CPU RTF | SimulEval LAAL s |")
+          "| ASR-BLEU | chrF | NE | CPU RTF | means: ours / SimulEval (Start / End / LAAL s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         check = r["simuleval"]
-        sim = f"{check['LAAL'] / 1000:.2f}" if check and "LAAL" in check else "n/a"
+        sim = (f"{check['StartOffset'] / 1000:.2f} / {check['EndOffset'] / 1000:.2f} / "
+               f"{check['LAAL'] / 1000:.2f}") if check and "LAAL" in check else "n/a"
+        ours = f"{r['mean_StartOffset']:.2f} / {r['mean_EndOffset']:.2f} / {r['mean_LAAL']:.2f}"
         print(f"| {r['pair']} | {r['hangover_ms']} ms | {r['instances']} | {r['StartOffset']:.2f} "
               f"| {r['EndOffset']:.2f} | {r['AL']:.2f} | {r['LAAL']:.2f} | {r['ASR-BLEU']:.1f} "
-              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} | {sim} |")
+              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} | {ours} ; {sim} |")
     print(f"\npeak resident memory: {peak:.0f} MB; anchor: {ANCHOR}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "e2e.json").write_text(json.dumps({"rows": rows, "peak_rss_mb": peak,
