@@ -174,11 +174,7 @@ class Capture:
     def close(self) -> None:
         self._closing = True
         stream, self._stream = self._stream, None
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.abort()
-            with contextlib.suppress(Exception):
-                stream.close()
+        _abort_and_close(stream)
 
 
 Marker = Hashable
@@ -294,11 +290,17 @@ class Playback:
     def close(self) -> None:
         self._closing = True
         stream, self._stream = self._stream, None
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.abort()
-            with contextlib.suppress(Exception):
-                stream.close()
+        _abort_and_close(stream)
+
+
+def _abort_and_close(stream: Any) -> None:
+    """Stop a PortAudio stream now; a device that already vanished may refuse both."""
+    if stream is None:
+        return
+    with contextlib.suppress(Exception):
+        stream.abort()
+    with contextlib.suppress(Exception):
+        stream.close()
 
 
 class SampleClock:
