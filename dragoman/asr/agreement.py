@@ -116,13 +116,26 @@ class LocalAgreement:
             if normalize_word(new.text) != normalize_word(old.text):
                 break
             agreed.append(new)
-        self._committed.extend(agreed)
+        agreed = self._commit(agreed)
         self._previous = fresh[len(agreed) :]
         return agreed
 
     def flush(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
         """Commit everything: the final hypothesis if given, else the last tentative one."""
         rest = self._new_part(hypothesis) if hypothesis is not None else self._previous
-        self._committed.extend(rest)
         self._previous = []
-        return list(rest)
+        return self._commit(rest)
+
+    def _commit(self, words: Sequence[Word]) -> list[Word]:
+        """Append to the committed words, keeping their times in order.
+
+        Interim decodes interpolate word times (no alignment pass); clamping each
+        start to the previous committed end keeps committed time monotonic.
+        """
+        out = []
+        for word in words:
+            start = max(word.start, self.committed_end)
+            fixed = Word(word.text, start, max(word.end, start), word.probability)
+            self._committed.append(fixed)
+            out.append(fixed)
+        return out
