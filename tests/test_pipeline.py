@@ -229,3 +229,14 @@ def test_bad_configuration_and_audio(resources: Resources) -> None:
         return [event async for event in pipeline]
 
     assert not [e for e in asyncio.run(nan_audio()) if isinstance(e, Error)]
+
+
+def test_source_already_in_the_target_language_passes_through(
+    resources: Resources, speech: Any
+) -> None:
+    _, clip = speech.clip("es", "vm-passchanged")
+    audio = np.concatenate([clip, speech.silence(1.0)])
+    events = asyncio.run(run_session(resources, PipelineConfig(None, ("es",), speak=False), audio))
+    assert not [e for e in events if isinstance(e, Error)]
+    source = committed_source(events)
+    assert source and committed_translation(events, "es") == source

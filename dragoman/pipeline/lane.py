@@ -73,6 +73,7 @@ class TargetLane:
         self._engine: CanvasEngine | None = None
         self._engine_utterance = -1
         self._skipped_utterance = -1
+        self._passthrough_utterance = -1
         self._passthrough_words = 0
         self._speech_from = 0  # source sample where the next spoken phrase starts
         self._source_fed = 0
@@ -169,13 +170,12 @@ class TargetLane:
 
     def _pass_through(self, state: SourceState) -> TranslationText:
         """Source already in the target language: its committed words are the text."""
-        if state.utterance != self._engine_utterance:
-            self._engine_utterance, self._passthrough_words = state.utterance, 0
+        same = state.utterance == self._passthrough_utterance
+        already = self._passthrough_words if same else 0
         words = state.committed.split()
-        delta = " ".join(words[self._passthrough_words :])
-        self._passthrough_words = len(words)
-        if self._passthrough_words and delta and len(words) > len(delta.split()):
-            delta = " " + delta
+        new = words[already:]
+        delta = (" " if already and new else "") + " ".join(new)
+        self._passthrough_utterance, self._passthrough_words = state.utterance, len(words)
         tentative = state.tentative if not state.final else ""
         return TranslationText(state.utterance, self.language, delta, tentative, state.span,
                                state.final)

@@ -70,7 +70,7 @@ class Pipeline:
         self._pushed = 0
         self._next_lag_report = 0
         self._words: dict[int, list[Word]] = {}
-        self._latest: dict[int, SourceState] = {}
+        self._current: SourceState | None = None  # the utterance under way, if any
         self._started = False
         self._ended = False
 
@@ -109,8 +109,8 @@ class Pipeline:
                           canvas=self.config.canvas, synthesis=synthesis)
         await lane.start()
         self._lanes[code] = lane
-        for state in self._latest.values():  # join an utterance already under way
-            lane.offer(state)
+        if self._current is not None:  # join an utterance already under way
+            lane.offer(self._current)
 
     async def remove_target(self, language: str) -> None:
         """Stop translating into `language` (what it committed so far is delivered)."""
@@ -215,9 +215,7 @@ class Pipeline:
                             join_words(event.tentative), event.final, Span(start, end))
         if event.final:
             self._words.pop(event.utterance, None)
-            self._latest.pop(event.utterance, None)
-        else:
-            self._latest = {event.utterance: state}
+        self._current = None if event.final else state
         for lane in self._lanes.values():
             lane.offer(state)
 
@@ -225,7 +223,7 @@ class Pipeline:
         if self._recognizer is None:
             return
         await self._emit(Lag("asr", max(0, self._pushed - self._recognizer.position)))
-        recognized = max((s.span.end for s in self._latest.values()), default=0)
+        recognized = self._current.span.end if self._current is not None else 0
         for code, lane in self._lanes.items():
             degraded: list[str] = []
             if lane.coalesced:
