@@ -99,11 +99,7 @@ def mix(stream: Stream, noise: FloatAudio, snr_db: float) -> Stream:
 
 def babble(language: str, seconds: float) -> FloatAudio:
     """Four other talkers at once (prompts not used as targets)."""
-    voices = []
-    for k, item in enumerate(pick(language, 48, offset=1)):
-        voices.append(load_audio(item.path))
-        if k >= 47:
-            break
+    voices = [load_audio(item.path) for item in pick(language, 48, offset=1)]
     tracks = [np.concatenate(voices[i::4]) for i in range(4)]
     size = round(seconds * SAMPLE_RATE)
     total = np.zeros(size)
