@@ -1,6 +1,7 @@
 """What the server drives: the pipeline interface, the real factory and a stand-in.
 
-`StandInPipeline` does no ML. It turns every 0.5 s of pushed audio into one "word" and
+`StandInPipeline` does no ML (its "speech" is digital silence, so no unmarked synthetic
+sound can leave). It turns every 0.5 s of pushed audio into one "word" and
 produces the same event shapes as `dragoman.pipeline.Pipeline` (speech start/end,
 tentative then committed source words, partial then committed translations per target,
 24 kHz audio chunks, lag) at the pace the audio arrives. It exists for load tests
@@ -91,8 +92,9 @@ class StandInPipeline:
         self._utterance = 0
         self._words: list[Word] = []
         self._pts: Counter[str] = Counter()
-        self._tone = (0.05 * np.sin(2 * np.pi * 220 * np.arange(
-            round(word_seconds * TTS_RATE)) / TTS_RATE)).astype(np.float32)
+        # Digital silence of a word's length: same bytes on the wire as speech, and no
+        # synthesized sound that could leave the server without the watermark.
+        self._tone = np.zeros(round(word_seconds * TTS_RATE), dtype=np.float32)
         self._started = False
         self._ended = False
         self._next_lag = SAMPLE_RATE
