@@ -9,6 +9,10 @@ missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# npm (scripts/install_voices.sh fetches the Kokoro voices from the npm package kokoro-js):
+# a machine may already carry Node.js with its own npm (NodeSource's nodejs package), which
+# conflicts with Debian's npm package, so Debian's is installed only when no npm is found.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "install.sh: apt-get install ${missing[*]}"
   apt-get update -qq
