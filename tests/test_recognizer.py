@@ -138,3 +138,73 @@ def test_bad_chunk_is_rejected_and_stream_continues(whisper: Any, speech: Any) -
     assert "changed" in normalize_text(join_words(words))
     kinds = [type(e) for e in events]
     assert kinds.count(SpeechStarted) == kinds.count(SpeechEnded) == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "prompt_id"),
+    [("en", "demo-enterkeywords"), ("es", "vm-passchanged"), ("fr", "conf-noempty")],
+)
+def test_fitted_encoder_window_hears_what_the_full_window_hears(
+    whisper: Any, speech: Any, language: str, prompt_id: str
+) -> None:
+    """The default encodes only the clip plus a margin; the text is close to what the
+    padded 30 s window gives on real speech (characters: one short clip's word error
+    rate jumps on a split word; bench/asr.py compares WER over the corpus)."""
+    from dragoman.asr import WhisperConfig, WhisperTranscriber
+
+    assert whisper.config.context_margin_s is not None  # the shared fixture is fitted
+    full = WhisperTranscriber(WhisperConfig(context_margin_s=None))
+    item, clip = speech.clip(language, prompt_id)
+    fitted_text = normalize_text(join_words(whisper.transcribe(clip, language=language,
+                                                               prompt="").words))
+    full_text = normalize_text(join_words(full.transcribe(clip, language=language,
+                                                          prompt="").words))
+    reference = normalize_text(item.text)
+    assert jiwer.cer(reference, fitted_text) <= jiwer.cer(reference, full_text) + 0.15
+    assert jiwer.cer(full_text, fitted_text) <= 0.15, (fitted_text, full_text)
+
+
+def test_encoder_window_is_the_clip_plus_margin() -> None:
+    from dragoman.asr.whisper import _encoder_frames
+
+    assert _encoder_frames(2 * SAMPLE_RATE, 3.0) == 500
+    assert _encoder_frames(SAMPLE_RATE // 3, 3.0) % 2 == 0  # the encoder's stride
+    assert _encoder_frames(40 * SAMPLE_RATE, 3.0) == 3000  # never past Whisper's window
+
+
+class SkippingTranscriber:
+    """A scripted stand-in for Whisper (not a model test): it hears a steady speaker
+    saying "w0 w1 w2 ..." at 3 words a second, except that on the listed decodes it
+    skips the middle of the buffer, as Whisper base sometimes does."""
+
+    def __init__(self, skip_on: set[int]) -> None:
+        self.calls = 0
+        self.skip_on = skip_on
+
+    def supports(self, language: str) -> bool:
+        return True
+
+    def transcribe(
+        self, audio: Any, *, language: str | None, prompt: str, word_times: bool = True
+    ) -> Any:
+        from dragoman.asr.whisper import Transcript
+
+        self.calls += 1
+        per_word = SAMPLE_RATE // 3
+        words = [Word(f" w{i}", i * per_word, (i + 1) * per_word - 800, 0.9)
+                 for i in range(audio.size // per_word)]
+        if self.calls in self.skip_on and len(words) > 6:
+            words = words[:2] + words[-2:]
+        return Transcript(tuple(words), "en", 1.0, 0.0)
+
+
+def test_a_hypothesis_that_skips_speech_commits_nothing(speech: Any) -> None:
+    _, clip = speech.clip("en", "demo-enterkeywords")  # real speech drives the VAD
+    transcriber = SkippingTranscriber(skip_on={6, 7})
+    recognizer = StreamingRecognizer(transcriber, RecognizerConfig(language="en"))  # type: ignore[arg-type]
+    committed, _ = stream_words(recognizer, np.concatenate([clip, speech.silence(1)]))
+    numbers = [int(w.text.strip()[1:]) for w in committed]
+    assert transcriber.calls > 7, "the skipping decodes must have happened"
+    # Without the guard, decodes 6 and 7 agree on "w0 w1 w(n-1) w(n)" and the words
+    # between them are lost; with it, every word is committed once, in order.
+    assert numbers == list(range(len(numbers)))

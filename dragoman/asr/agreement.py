@@ -82,7 +82,7 @@ class LocalAgreement:
     def tentative(self) -> tuple[Word, ...]:
         return tuple(self._previous)
 
-    def _new_part(self, hypothesis: Sequence[Word]) -> list[Word]:
+    def new_part(self, hypothesis: Sequence[Word]) -> list[Word]:
         """The words of a hypothesis that come after what is already committed.
 
         A re-decode restates committed words before the new ones. They are found by
@@ -110,7 +110,7 @@ class LocalAgreement:
 
     def insert(self, hypothesis: Sequence[Word]) -> list[Word]:
         """Add a new hypothesis; return the words it commits (possibly none)."""
-        fresh = self._new_part(hypothesis)
+        fresh = self.new_part(hypothesis)
         agreed: list[Word] = []
         for new, old in zip(fresh, self._previous, strict=False):
             if normalize_word(new.text) != normalize_word(old.text):
@@ -122,7 +122,7 @@ class LocalAgreement:
 
     def flush(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
         """Commit everything: the final hypothesis if given, else the last tentative one."""
-        rest = self._new_part(hypothesis) if hypothesis is not None else self._previous
+        rest = self.new_part(hypothesis) if hypothesis is not None else self._previous
         self._previous = []
         return self._commit(rest)
 

@@ -9,7 +9,9 @@ buffer), word timestamps for LocalAgreement and buffer trimming.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,6 +57,13 @@ class WhisperConfig:
     """Greedy: beam 5 costs about 2x per decode on this CPU for little WER gain."""
     candidate_languages: tuple[str, ...] = ()
     """Restrict language detection to these (empty: all of Whisper's languages)."""
+    context_margin_s: float | None = 3.0
+    """Encode only the buffer plus this much trailing silence instead of Whisper's
+    padded 30 s window (whisper.cpp's `audio_ctx`; CTranslate2 takes any length up to
+    the window). The encoder's cost scales with its input: a decode of a 2 s clip
+    takes 0.25 s of CPU instead of 1.2 s. With 1 s of margin Whisper base looped on
+    some English prompts; 2-4 s matched the full window's offline WER (40 prompts
+    per language, docs/benchmarks.md). None: always the full window."""
 
 
 class WhisperTranscriber:
@@ -79,10 +88,11 @@ class WhisperTranscriber:
         kwargs: dict[str, Any] = {
             "device": cfg.device, "compute_type": cfg.compute_type, "cpu_threads": cfg.cpu_threads,
         }
+        model_class = WhisperModel if cfg.context_margin_s is None else _fitted_model_class()
         if resolved.directory is not None:
-            self._model = WhisperModel(str(resolved.directory), **kwargs)
+            self._model = model_class(str(resolved.directory), **kwargs)
         else:
-            self._model = WhisperModel(cfg.model, files=_in_memory(resolved), **kwargs)
+            self._model = model_class(cfg.model, files=_in_memory(resolved), **kwargs)
         self._languages = frozenset(self._model.supported_languages)
         logger.info("loaded %s from %s", resolved.name, resolved.source)
 
@@ -105,6 +115,8 @@ class WhisperTranscriber:
             raise UnsupportedLanguageError(f"{self.config.model} cannot recognize {language!r}")
         if language is None and self.config.candidate_languages:
             language = self._detect_among(audio, self.config.candidate_languages)
+        if self.config.context_margin_s is not None:
+            self._model.encoder_frames = _encoder_frames(audio.size, self.config.context_margin_s)
         try:
             segments, info = self._model.transcribe(
                 audio,
@@ -147,6 +159,33 @@ class WhisperTranscriber:
             raise UnsupportedLanguageError(f"none of {candidates} is a Whisper language")
         best: str = max(ranked)[1]
         return best
+
+
+FRAMES_PER_SECOND = 100
+"""Whisper's mel frames per second; the encoder halves them (stride 2)."""
+FULL_WINDOW_FRAMES = 3000
+
+
+def _encoder_frames(samples: int, margin_s: float) -> int:
+    """Mel frames to encode for `samples` of audio plus `margin_s` of padding: even
+    (the encoder's stride), at most the full 30 s window."""
+    frames = math.ceil((samples / SAMPLE_RATE + margin_s) * FRAMES_PER_SECOND)
+    return min(FULL_WINDOW_FRAMES, frames + frames % 2)
+
+
+@cache
+def _fitted_model_class() -> type[Any]:
+    """faster-whisper's model, with its encoder input cut from the padded 30 s window
+    down to `encoder_frames` (CTranslate2 accepts any length up to the window)."""
+    from faster_whisper import WhisperModel
+
+    class FittedWhisperModel(WhisperModel):  # type: ignore[misc]
+        encoder_frames = FULL_WINDOW_FRAMES
+
+        def encode(self, features: np.ndarray[Any, Any]) -> Any:
+            return super().encode(features[..., : self.encoder_frames])
+
+    return FittedWhisperModel
 
 
 def _interpolated(text: str, start: float, end: float, probability: float) -> list[Word]:
