@@ -43,7 +43,7 @@ import sacrebleu
 from dragoman.asr import RecognizerConfig, VadConfig
 from dragoman.audio import load_audio, resample
 from dragoman.corpus import Prompt, parallel_ids, prompt
-from dragoman.events import SAMPLE_RATE, AudioChunk, Event, TranslationText, join_words
+from dragoman.events import SAMPLE_RATE, AudioChunk, Event, Lag, TranslationText, join_words
 from dragoman.pacing import feed
 from dragoman.pipeline import Pipeline, PipelineConfig, Resources
 from dragoman.watermark import WatermarkKey
@@ -234,6 +234,9 @@ def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int) -> 
            "mean_LAAL": statistics.fmean(x["LAAL"] for x in lat) / 1000,
            "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure(events, target),
            "simuleval": simuleval_check(log_dir)}
+    lags = [e for e in events if isinstance(e, Lag) and e.stage == f"target:{target}"]
+    row["fast_voice_share"] = (sum("fast_voice" in e.degraded for e in lags) / len(lags)
+                               if lags else 0.0)
     return row
 
 
@@ -277,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
-          "| ASR-BLEU | chrF | NE | CPU RTF | means: ours / SimulEval (Start / End / LAAL s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| ASR-BLEU | chrF | NE | CPU RTF | fast voice "
+          "| means: ours / SimulEval (Start / End / LAAL s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         check = r["simuleval"]
         sim = (f"{check['StartOffset'] / 1000:.2f} / {check['EndOffset'] / 1000:.2f} / "
@@ -286,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         ours = f"{r['mean_StartOffset']:.2f} / {r['mean_EndOffset']:.2f} / {r['mean_LAAL']:.2f}"
         print(f"| {r['pair']} | {r['hangover_ms']} ms | {r['instances']} | {r['StartOffset']:.2f} "
               f"| {r['EndOffset']:.2f} | {r['AL']:.2f} | {r['LAAL']:.2f} | {r['ASR-BLEU']:.1f} "
-              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} | {ours} ; {sim} |")
+              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} "
+              f"| {r['fast_voice_share']:.0%} | {ours} ; {sim} |")
     print(f"\npeak resident memory: {peak:.0f} MB; anchor: {ANCHOR}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "e2e.json").write_text(json.dumps({"rows": rows, "peak_rss_mb": peak,

@@ -355,3 +355,29 @@ async def test_stream_close_stops_a_phrase_between_segments() -> None:
     espeak.gate.set()
     await asyncio.sleep(0.3)
     assert espeak.calls <= 2  # it did not go on rendering the rest of the phrase
+
+
+def test_fast_voice_speaks_with_espeak_and_stays_marked() -> None:
+    """The pipeline's last resort under lag: the neural voice gives way to espeak-ng
+    while `fast` is set, and every sample is still watermarked."""
+    from dragoman.tts.kokoro import KokoroBackend
+
+    espeak = RecordingEspeak()
+    router = Router([KokoroBackend(), espeak])
+    router.start()
+    synth = make(router, "fr")
+    text = corpus.prompt("fr", "vm-passchanged").text
+    synth.say(text)
+    assert synth.route is not None and synth.route.backend == "kokoro"
+    assert not espeak.handed_out
+    synth.fast = True
+    synth.say(text)
+    assert espeak.handed_out, "the fast voice must be espeak-ng"
+    synth.fast = False
+    rendered = len(espeak.handed_out)
+    synth.say(text)
+    assert len(espeak.handed_out) == rendered  # back to Kokoro
+    assert synth.route.backend == "kokoro"
+    audio = joined(synth.finish())
+    found = detect(audio, KEY, sample_rate=OUTPUT_RATE)
+    assert found.detected and found.payload == PAYLOAD, found

@@ -32,6 +32,9 @@ MAX_SPEED_UP = 1.25
 """Speech rate a lane may reach when its speech falls behind the speaker."""
 SPEED_UP_AFTER_S = 3.0
 """Speech backlog (seconds of source) after which the rate goes up."""
+FAST_VOICE_AFTER_S = 6.0
+"""Speech backlog after which a neural voice gives way to espeak-ng (about 1/30 of
+Kokoro's compute) until the backlog is back under SPEED_UP_AFTER_S."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +214,20 @@ class TargetLane:
         self._speech_from = end
         self._adapt_rate(end)
 
+    @property
+    def fast_voice(self) -> bool:
+        return self._synth is not None and self._synth.fast
+
     def _adapt_rate(self, source_end: int) -> None:
-        """Speak faster while speech lags the speaker by more than SPEED_UP_AFTER_S."""
+        """Speak faster while speech lags the speaker by more than SPEED_UP_AFTER_S,
+        with the cheap voice from FAST_VOICE_AFTER_S until it is back under that."""
         if self._synth is None:
             return
         behind = (source_end - self.spoken_until) / SAMPLE_RATE
+        if behind > FAST_VOICE_AFTER_S:
+            self._synth.fast = True
+        elif behind <= SPEED_UP_AFTER_S:
+            self._synth.fast = False
         target = MAX_SPEED_UP if behind > SPEED_UP_AFTER_S else 1.0
         base = self._synthesis.rate if self._synthesis is not None else 1.0
         self._synth.rate = min(2.0, base * target)

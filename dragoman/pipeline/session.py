@@ -14,7 +14,8 @@ degrades in this order instead of letting latency grow: (1) the recognizer
 decodes less often (its cadence follows the measured decode cost, and waiting
 audio is decoded as one block); (2) translation skips interim revisions that a
 newer one superseded, so commits come in larger blocks; (3) speech is spoken up
-to 1.25x faster while it lags the speaker by more than 3 s. `Lag` events report
+to 1.25x faster while it lags the speaker by more than 3 s; (4) past 6 s of lag a
+neural voice gives way to espeak-ng until the lag is back under 3 s. `Lag` events report
 each stage's backlog. If a stage fails, the session ends with an `Error` event
 after everything already committed has been delivered.
 """
@@ -230,5 +231,7 @@ class Pipeline:
                 degraded.append(f"interim_revisions_skipped:{lane.coalesced}")
             if lane.speech_rate > 1.0:
                 degraded.append(f"speech_rate:{lane.speech_rate:.2f}")
+            if lane.fast_voice:
+                degraded.append("fast_voice")
             done = lane.spoken_until if self.config.speak else lane.translated_until
             await self._emit(Lag(f"target:{code}", max(0, recognized - done), tuple(degraded)))

@@ -193,6 +193,10 @@ class Synthesizer:
         self._source_start = 0
         self._finished = False
         self._rate = config.rate
+        self._fast_route: Route | None = None
+        self.fast = False
+        """Speak with the cheapest backend (espeak-ng) instead of the routed neural
+        voice: the pipeline's last resort while speech lags far behind the speaker."""
         self._sink: Callable[[list[AudioChunk]], None] | None = None
 
     @property
@@ -291,6 +295,8 @@ class Synthesizer:
         span = source_span or Span(0, 0)
         profile = self._profile(span, prosody_from) if self.config.prosody else None
         route = self._choose_route(profile)
+        if self.fast and route.neural:
+            route = self._cheap_route(profile) or route
         backend = self._router.backend(route.backend)
         # With prosody transfer, cut at clause punctuation only: a cut inside a
         # clause puts a seam where the source has none, and the letter-share time
@@ -344,6 +350,17 @@ class Synthesizer:
             logger.info("%s speech: %s voice %s", self.language, self._route.backend,
                         self._route.voice.name)
         return self._route
+
+    def _cheap_route(self, profile: ProsodyProfile | None) -> Route | None:
+        """A non-neural route for this language (chosen once), or None if there is none."""
+        if self._fast_route is None and self.config.backend is None:
+            hz = profile.median_hz if profile is not None else None
+            for backend in self._router.speakers(self.language):
+                if not backend.neural and backend.voices(self.language):
+                    self._fast_route = self._router.route(
+                        self.language, backend=backend.name, speaker_hz=hz)
+                    break
+        return self._fast_route
 
     def _profile(self, span: Span, given: FloatAudio | None) -> ProsodyProfile | None:
         if given is not None:
