@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from dragoman.events import SAMPLE_RATE
 from dragoman.web import protocol
@@ -505,3 +505,89 @@ async def test_graceful_shutdown_drains_sessions() -> None:
     assert not srv.sessions and not srv.rooms
     with pytest.raises(OSError):
         await connect(address)
+
+
+def opus_packets(audio: np.ndarray[Any, np.dtype[np.float32]]) -> list[bytes]:
+    """`audio` (16 kHz) as 20 ms Opus packets at 48 kHz, encoded by libopus (PyAV)."""
+    import av
+
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format, codec.bit_rate = 48000, "mono", "s16", 32000
+    pcm = np.repeat(audio, 3)  # 16 -> 48 kHz; the codec band-limits it
+    ints = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
+    packets: list[bytes] = []
+    for offset in range(0, ints.size - 959, 960):
+        frame = av.AudioFrame.from_ndarray(ints[None, offset:offset + 960], format="s16",
+                                           layout="mono")
+        frame.sample_rate = 48000
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]
+    return packets
+
+
+async def test_opus_input_is_decoded_to_16_khz(server: DragomanServer) -> None:
+    ws = await open_ws(server)
+    try:
+        started = await start(ws, format={"encoding": "opus", "sample_rate": 48000})
+        assert started["type"] == "session.started"
+        for packet in opus_packets(tone(1.2)):
+            await ws.send(packet)
+        commit = await until(ws, "source.commit")
+        assert commit["committed"][0]["end"] == pytest.approx(0.5)
+        await ws.send(b"\x03\x00")  # TOC code 3 with a frame count of 0: invalid
+        assert (await until(ws, "error"))["code"] == protocol.BAD_AUDIO
+        received = server.sessions[started["session_id"]].summary.audio_in_samples
+        assert abs(received / SAMPLE_RATE - 1.2) < 0.1  # decoded at 16 kHz, nothing lost
+    finally:
+        await ws.close()
+
+
+async def test_session_ends_at_its_maximum_length() -> None:
+    srv = await make_server(max_session_s=1.0)
+    try:
+        ws = await open_ws(srv)
+        assert (await start(ws))["type"] == "session.started"
+        await send_paced(ws, 0.6)
+        error = await until(ws, "error", within=6)
+        assert (error["code"], error["fatal"]) == (protocol.SESSION_TIMEOUT, True)
+        end = await until(ws, "session.end")
+        assert end["reason"] == protocol.SESSION_TIMEOUT
+        await ws.close()
+        await assert_still_serving(srv)
+    finally:
+        await srv.shutdown()
+
+
+@pytest.fixture
+def self_signed(tmp_path: Any) -> tuple[Any, Any]:
+    """A certificate for 127.0.0.1 and its key, made by openssl."""
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+async def test_tls_with_certfile_and_keyfile(self_signed: tuple[Any, Any]) -> None:
+    import ssl
+
+    cert, key = self_signed
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    srv = DragomanServer(ServerConfig(port=0), stand_in_factory(), keys(),
+                         ssl_context=server_context)
+    await srv.start()
+    try:
+        client_context = ssl.create_default_context(cafile=str(cert))
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with connect(f"wss://127.0.0.1:{srv.port}/v1", ssl=client_context,
+                           additional_headers=headers) as ws:
+            assert (await start(ws))["type"] == "session.started"
+        with pytest.raises((ConnectionClosed, InvalidHandshake, OSError, TimeoutError)):
+            async with asyncio.timeout(5):
+                plain = await connect(f"ws://127.0.0.1:{srv.port}/v1", additional_headers=headers)
+                await start(plain)  # a plain-text client never gets a session from it
+    finally:
+        await srv.shutdown()
