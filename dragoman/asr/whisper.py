@@ -113,10 +113,10 @@ class WhisperTranscriber:
         self.start()
         if language is not None and language not in self._languages:
             raise UnsupportedLanguageError(f"{self.config.model} cannot recognize {language!r}")
-        if language is None and self.config.candidate_languages:
-            language = self._detect_among(audio, self.config.candidate_languages)
         if self.config.context_margin_s is not None:
             self._model.encoder_frames = _encoder_frames(audio.size, self.config.context_margin_s)
+        if language is None and self.config.candidate_languages:
+            language = self._detect_among(audio, self.config.candidate_languages)
         try:
             segments, info = self._model.transcribe(
                 audio,
