@@ -113,25 +113,18 @@ class WhisperTranscriber:
         self.start()
         if language is not None and language not in self._languages:
             raise UnsupportedLanguageError(f"{self.config.model} cannot recognize {language!r}")
-        if self.config.context_margin_s is not None:
-            self._model.encoder_frames = _encoder_frames(audio.size, self.config.context_margin_s)
+        margin = self.config.context_margin_s
+        if margin is not None:
+            self._model.encoder_frames = _encoder_frames(audio.size, margin)
         if language is None and self.config.candidate_languages:
             language = self._detect_among(audio, self.config.candidate_languages)
-        try:
-            segments, info = self._model.transcribe(
-                audio,
-                language=language,
-                beam_size=self.config.beam_size,
-                temperature=0.0,
-                condition_on_previous_text=False,
-                initial_prompt=prompt or None,
-                word_timestamps=word_times,
-                vad_filter=False,
-                without_timestamps=not word_times,
-            )
-            materialized = list(segments)
-        except (RuntimeError, ValueError) as exc:
-            raise BackendError(f"whisper decode failed: {exc}") from exc
+        materialized, info = self._decode(audio, language, prompt, word_times)
+        if margin is not None and _looped(materialized):
+            # The short window sometimes sends Whisper base into a loop ("weasels have
+            # even our phone system" x9 on a 3 s clip) where the full window does not.
+            logger.debug("decode looped with a fitted window; again with the full one")
+            self._model.encoder_frames = FULL_WINDOW_FRAMES
+            materialized, info = self._decode(audio, language, prompt, word_times)
         if word_times:
             words = tuple(
                 Word(w.word, round(w.start * SAMPLE_RATE), round(w.end * SAMPLE_RATE),
@@ -151,6 +144,25 @@ class WhisperTranscriber:
         no_speech = min((s.no_speech_prob for s in materialized), default=1.0)
         return Transcript(words, info.language, float(info.language_probability), float(no_speech))
 
+    def _decode(
+        self, audio: FloatAudio, language: str | None, prompt: str, word_times: bool
+    ) -> tuple[list[Any], Any]:
+        try:
+            segments, info = self._model.transcribe(
+                audio,
+                language=language,
+                beam_size=self.config.beam_size,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                initial_prompt=prompt or None,
+                word_timestamps=word_times,
+                vad_filter=False,
+                without_timestamps=not word_times,
+            )
+            return list(segments), info
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"whisper decode failed: {exc}") from exc
+
     def _detect_among(self, audio: FloatAudio, candidates: tuple[str, ...]) -> str:
         _, _, probabilities = self._model.detect_language(audio)
         allowed = {normalize_language(c) for c in candidates}
@@ -164,6 +176,14 @@ class WhisperTranscriber:
 FRAMES_PER_SECOND = 100
 """Whisper's mel frames per second; the encoder halves them (stride 2)."""
 FULL_WINDOW_FRAMES = 3000
+
+
+LOOP_COMPRESSION_RATIO = 2.4
+"""Whisper's own threshold: text that compresses better than this is a repetition loop."""
+
+
+def _looped(segments: list[Any]) -> bool:
+    return any(segment.compression_ratio > LOOP_COMPRESSION_RATIO for segment in segments)
 
 
 def _encoder_frames(samples: int, margin_s: float) -> int:
