@@ -36,6 +36,7 @@ from dragoman.asr import (
     RecognizerConfig,
     StreamingRecognizer,
     VadConfig,
+    WhisperConfig,
     WhisperTranscriber,
     run_offline,
     run_realtime,
@@ -171,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-utterances", type=int, default=30)
     parser.add_argument("--realtime-utterances", type=int, default=20)
     parser.add_argument("--snr", type=float, default=10.0)
+    parser.add_argument("--context-margin", type=float, default=None,
+                        help="encode each buffer plus this many seconds (default: 30 s window)")
     args = parser.parse_args(argv)
 
-    whisper = WhisperTranscriber()
+    whisper = WhisperTranscriber(WhisperConfig(context_margin_s=args.context_margin))
     whisper.start()
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"settings": vars(args), "languages": {}}

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import sacrebleu
 
-from dragoman.asr import RecognizerConfig, VadConfig
+from dragoman.asr import RecognizerConfig, VadConfig, WhisperConfig
 from dragoman.audio import load_audio, resample
 from dragoman.corpus import Prompt, parallel_ids, prompt
 from dragoman.events import SAMPLE_RATE, AudioChunk, Event, Lag, TranslationText, join_words
@@ -268,8 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=100)
     parser.add_argument("--hangover", type=int, nargs="+", default=[400],
                         help="VAD hangover values (ms) to sweep")
+    parser.add_argument("--context-margin", type=float, default=None,
+                        help="Whisper encodes each buffer plus this many seconds "
+                        "(default: its 30 s window)")
     args = parser.parse_args(argv)
-    resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"))
+    resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"),
+                          whisper=WhisperConfig(context_margin_s=args.context_margin))
     asyncio.run(resources.start())
     rows = []
     for pair in args.pairs:

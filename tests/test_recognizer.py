@@ -140,6 +140,12 @@ def test_bad_chunk_is_rejected_and_stream_continues(whisper: Any, speech: Any) -
     assert kinds.count(SpeechStarted) == kinds.count(SpeechEnded) == 1
 
 
+def fitted_whisper() -> Any:
+    from dragoman.asr import WhisperConfig, WhisperTranscriber
+
+    return WhisperTranscriber(WhisperConfig(context_margin_s=3.0))
+
+
 @pytest.mark.parametrize(
     ("language", "prompt_id"),
     [("en", "demo-enterkeywords"), ("es", "vm-passchanged"), ("fr", "conf-noempty")],
@@ -147,31 +153,29 @@ def test_bad_chunk_is_rejected_and_stream_continues(whisper: Any, speech: Any) -
 def test_fitted_encoder_window_hears_what_the_full_window_hears(
     whisper: Any, speech: Any, language: str, prompt_id: str
 ) -> None:
-    """The default encodes only the clip plus a margin; the text is close to what the
-    padded 30 s window gives on real speech (characters: one short clip's word error
+    """The fitted window encodes only the clip plus a margin; the text is close to what
+    the padded 30 s window gives on real speech (characters: one short clip's word error
     rate jumps on a split word; bench/asr.py compares WER over the corpus)."""
-    from dragoman.asr import WhisperConfig, WhisperTranscriber
-
-    assert whisper.config.context_margin_s is not None  # the shared fixture is fitted
-    full = WhisperTranscriber(WhisperConfig(context_margin_s=None))
+    assert whisper.config.context_margin_s is None  # the shared fixture: the full window
     item, clip = speech.clip(language, prompt_id)
-    fitted_text = normalize_text(join_words(whisper.transcribe(clip, language=language,
-                                                               prompt="").words))
-    full_text = normalize_text(join_words(full.transcribe(clip, language=language,
-                                                          prompt="").words))
+    fitted = fitted_whisper()
+    fitted_text = normalize_text(join_words(fitted.transcribe(clip, language=language,
+                                                              prompt="").words))
+    full_text = normalize_text(join_words(whisper.transcribe(clip, language=language,
+                                                             prompt="").words))
     reference = normalize_text(item.text)
     assert jiwer.cer(reference, fitted_text) <= jiwer.cer(reference, full_text) + 0.15
     assert jiwer.cer(full_text, fitted_text) <= 0.15, (fitted_text, full_text)
 
 
-def test_a_looping_fitted_decode_is_redone_with_the_full_window(whisper: Any) -> None:
+def test_a_looping_fitted_decode_is_redone_with_the_full_window() -> None:
     """On this 3 s clip Whisper base loops ("... phone system" x9) when it sees the clip
     plus 3 s; the transcriber notices (compression ratio) and decodes it again."""
     from dragoman.audio import load_audio
     from dragoman.corpus import prompts
 
     item = next(p for p in prompts("en") if p.text.lower().startswith("weasels"))
-    words = whisper.transcribe(load_audio(item.path), language="en", prompt="").words
+    words = fitted_whisper().transcribe(load_audio(item.path), language="en", prompt="").words
     heard = normalize_text(join_words(words))
     assert len(heard.split()) <= len(normalize_text(item.text).split()) + 1, heard
     assert jiwer.wer(normalize_text(item.text), heard) <= 0.34, heard

@@ -78,10 +78,10 @@ class RecognizerConfig:
     no_speech_threshold: float = 0.6
     """A final decode whose no-speech probability exceeds this yields no words."""
     sparse_ratio: float = 0.5
-    """An interim hypothesis with fewer words per buffer second than this share of the
-    speaker's committed rate is ignored: Whisper sometimes skips a stretch of the
-    buffer, and two such hypotheses would otherwise agree on text that leaves words
-    out."""
+    """An interim hypothesis whose new words, over the audio after the committed ones,
+    fall below this share of the speaker's committed rate is ignored: Whisper sometimes
+    skips a stretch of the buffer, and two such hypotheses would otherwise agree on
+    text that leaves words out."""
     vad: VadConfig = field(default_factory=VadConfig)
 
 

@@ -57,13 +57,14 @@ class WhisperConfig:
     """Greedy: beam 5 costs about 2x per decode on this CPU for little WER gain."""
     candidate_languages: tuple[str, ...] = ()
     """Restrict language detection to these (empty: all of Whisper's languages)."""
-    context_margin_s: float | None = 3.0
-    """Encode only the buffer plus this much trailing silence instead of Whisper's
-    padded 30 s window (whisper.cpp's `audio_ctx`; CTranslate2 takes any length up to
-    the window). The encoder's cost scales with its input: a decode of a 2 s clip
-    takes 0.25 s of CPU instead of 1.2 s. With 1 s of margin Whisper base looped on
-    some English prompts; 2-4 s matched the full window's offline WER (40 prompts
-    per language, docs/benchmarks.md). None: always the full window."""
+    context_margin_s: float | None = None
+    """None (default): encode every call padded to Whisper's 30 s window, as it was
+    trained. A number (3.0 measured): encode only the buffer plus this much trailing
+    silence (whisper.cpp's `audio_ctx`; CTranslate2 takes any length up to the window).
+    The encoder's cost scales with its input, so a decode of a 2 s clip takes 0.25 s
+    of CPU instead of 1.2 s and streaming commit latency halves, at a cost in accuracy
+    on some words ("contraseñas" heard as "con tres señas" with 3 s, right from 12 s
+    on) and a little corpus WER (docs/benchmarks.md). With 1 s Whisper base looped."""
 
 
 class WhisperTranscriber:
