@@ -65,8 +65,8 @@ class RecognizerConfig:
     compute_budget: float = 0.4
     """Share of real time interim decodes may use: the cadence stretches to
     (measured decode time / budget), so a slow CPU decodes less often instead of
-    falling behind. Whisper base, encoding only the buffer, costs ~0.25 s a decode of
-    a few seconds on 2 cores, so the cadence stays at `interim_interval_ms`."""
+    falling behind. Whisper base costs ~0.7 s a decode on 2 cores -> ~1.8 s; with the
+    fitted encoder window (`WhisperConfig.context_margin_s`) ~0.25 s -> 600 ms."""
     min_decode_ms: int = 500
     """Interim decodes wait for this much speech (shorter buffers only hallucinate)."""
     trim_after_ms: int = 8000
