@@ -146,7 +146,7 @@ def stream_run(
 def offline_wer(whisper: WhisperTranscriber, items: list[Prompt], language: str) -> float:
     hypotheses = []
     for item in items:
-        transcript = whisper.transcribe(load_audio(item.path), language=language, prompt="")
+        transcript = whisper.transcribe(load_audio(item.path), language=language)
         hypotheses.append(join(list(transcript.words)))
     reference = normalize_text(" ".join(i.text for i in items))
     return float(jiwer.wer(reference, normalize_text(" ".join(hypotheses))))

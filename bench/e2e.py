@@ -174,7 +174,7 @@ def transcribe_outputs(resources: Resources, instances: list[Instance], language
         if instance.chunks:
             audio = np.concatenate([c.pcm for _, c in instance.chunks])
             audio16 = resample(audio, instance.chunks[0][1].sample_rate, SAMPLE_RATE)
-            words = resources.transcriber.transcribe(audio16, language=language, prompt="").words
+            words = resources.transcriber.transcribe(audio16, language=language).words
             instance.heard = join_words(list(words))
 
 

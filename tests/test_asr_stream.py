@@ -38,7 +38,7 @@ class BrokenTranscriber:
         return True
 
     def transcribe(
-        self, audio: Any, *, language: str | None, prompt: str, word_times: bool = True
+        self, audio: Any, *, language: str | None, word_times: bool = True
     ) -> Any:
         raise BackendError("decoder exploded")
 

@@ -104,7 +104,6 @@ def test_speech_to_speech_end_to_end(
         heard = whisper.transcribe(
             np.interp(np.arange(0, out.size, 1.5), np.arange(out.size), out).astype(np.float32),
             language=None,
-            prompt="",
         )
         assert heard.language == target
         spoken = join_words(list(heard.words))

@@ -159,10 +159,8 @@ def test_fitted_encoder_window_hears_what_the_full_window_hears(
     assert whisper.config.context_margin_s is None  # the shared fixture: the full window
     item, clip = speech.clip(language, prompt_id)
     fitted = fitted_whisper()
-    fitted_text = normalize_text(join_words(fitted.transcribe(clip, language=language,
-                                                              prompt="").words))
-    full_text = normalize_text(join_words(whisper.transcribe(clip, language=language,
-                                                             prompt="").words))
+    fitted_text = normalize_text(join_words(fitted.transcribe(clip, language=language).words))
+    full_text = normalize_text(join_words(whisper.transcribe(clip, language=language).words))
     reference = normalize_text(item.text)
     assert jiwer.cer(reference, fitted_text) <= jiwer.cer(reference, full_text) + 0.15
     assert jiwer.cer(full_text, fitted_text) <= 0.15, (fitted_text, full_text)
@@ -175,7 +173,7 @@ def test_a_looping_fitted_decode_is_redone_with_the_full_window() -> None:
     from dragoman.corpus import prompts
 
     item = next(p for p in prompts("en") if p.text.lower().startswith("weasels"))
-    words = fitted_whisper().transcribe(load_audio(item.path), language="en", prompt="").words
+    words = fitted_whisper().transcribe(load_audio(item.path), language="en").words
     heard = normalize_text(join_words(words))
     assert len(heard.split()) <= len(normalize_text(item.text).split()) + 1, heard
     assert jiwer.wer(normalize_text(item.text), heard) <= 0.34, heard
@@ -202,7 +200,7 @@ class SkippingTranscriber:
         return True
 
     def transcribe(
-        self, audio: Any, *, language: str | None, prompt: str, word_times: bool = True
+        self, audio: Any, *, language: str | None, word_times: bool = True
     ) -> Any:
         from dragoman.asr.whisper import Transcript
 

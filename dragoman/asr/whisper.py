@@ -38,7 +38,7 @@ class Transcriber(Protocol):
     """What the streaming recognizer needs from a speech recognizer."""
 
     def transcribe(
-        self, audio: FloatAudio, *, language: str | None, prompt: str, word_times: bool = True
+        self, audio: FloatAudio, *, language: str | None, word_times: bool = True
     ) -> Transcript: ...
 
     def supports(self, language: str) -> bool: ...
@@ -106,7 +106,7 @@ class WhisperTranscriber:
         return normalize_language(language) in self.languages
 
     def transcribe(
-        self, audio: FloatAudio, *, language: str | None, prompt: str, word_times: bool = True
+        self, audio: FloatAudio, *, language: str | None, word_times: bool = True
     ) -> Transcript:
         """Decode a buffer. With `word_times`, words carry aligned timestamps (an extra
         alignment pass: about +75 % per decode on 2 CPU cores); without, each word's
@@ -119,13 +119,13 @@ class WhisperTranscriber:
             self._model.encoder_frames = _encoder_frames(audio.size, margin)
         if language is None and self.config.candidate_languages:
             language = self._detect_among(audio, self.config.candidate_languages)
-        materialized, info = self._decode(audio, language, prompt, word_times)
+        materialized, info = self._decode(audio, language, word_times)
         if margin is not None and _looped(materialized):
             # The short window sometimes sends Whisper base into a loop ("weasels have
             # even our phone system" x9 on a 3 s clip) where the full window does not.
             logger.debug("decode looped with a fitted window; again with the full one")
             self._model.encoder_frames = FULL_WINDOW_FRAMES
-            materialized, info = self._decode(audio, language, prompt, word_times)
+            materialized, info = self._decode(audio, language, word_times)
         if word_times:
             words = tuple(
                 Word(w.word, round(w.start * SAMPLE_RATE), round(w.end * SAMPLE_RATE),
@@ -146,7 +146,7 @@ class WhisperTranscriber:
         return Transcript(words, info.language, float(info.language_probability), float(no_speech))
 
     def _decode(
-        self, audio: FloatAudio, language: str | None, prompt: str, word_times: bool
+        self, audio: FloatAudio, language: str | None, word_times: bool
     ) -> tuple[list[Any], Any]:
         try:
             segments, info = self._model.transcribe(
@@ -155,7 +155,6 @@ class WhisperTranscriber:
                 beam_size=self.config.beam_size,
                 temperature=0.0,
                 condition_on_previous_text=False,
-                initial_prompt=prompt or None,
                 word_timestamps=word_times,
                 vad_filter=False,
                 without_timestamps=not word_times,
