@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from watermark_check import assert_watermarked
 
 from dragoman.errors import AudioError, ModelNotFoundError, UnsupportedLanguageError
 from dragoman.events import (
@@ -24,7 +25,7 @@ from dragoman.pacing import feed
 from dragoman.pipeline import Pipeline, PipelineConfig, Resources
 from dragoman.pipeline.output import DubTrack
 from dragoman.textnorm import normalize_text
-from dragoman.watermark import WatermarkKey, detect
+from dragoman.watermark import WatermarkKey
 
 KEY = WatermarkKey.from_passphrase("pipeline tests")
 
@@ -99,8 +100,7 @@ def test_speech_to_speech_end_to_end(
         chunks = [e for e in events if isinstance(e, AudioChunk) and e.language == target]
         assert chunks and all(c.sample_rate == 24_000 for c in chunks)
         assert float(np.sqrt(np.mean(out**2))) > 0.01, "the translation must be audible"
-        found = detect(out, KEY, sample_rate=24_000)
-        assert found.detected and found.payload == config.watermark_payload
+        assert_watermarked(out, KEY, 24_000, config.watermark_payload)
         heard = whisper.transcribe(
             np.interp(np.arange(0, out.size, 1.5), np.arange(out.size), out).astype(np.float32),
             language=None,

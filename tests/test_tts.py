@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from watermark_check import assert_watermarked
 
 from dragoman import corpus
 from dragoman.audio import load_audio
@@ -83,8 +84,7 @@ def test_every_output_sample_is_watermarked(router: Router, language: str) -> No
     synth.say(text)
     synth.say(text)
     audio = joined(synth.finish())
-    found = detect(audio, KEY, sample_rate=OUTPUT_RATE)
-    assert found.detected and found.payload == PAYLOAD, found
+    assert_watermarked(audio, KEY, OUTPUT_RATE, PAYLOAD)
     other = WatermarkKey.from_passphrase("other")
     assert not detect(audio, other, sample_rate=OUTPUT_RATE).detected
 
@@ -307,8 +307,7 @@ def test_first_segment_leaves_before_the_rest_is_rendered() -> None:
     assert all(c.source_span == span for c in chunks)
     assert [c.pts for c in chunks] == list(range(0, sum(c.pcm.size for c in chunks),
                                                  round(0.2 * OUTPUT_RATE)))
-    found = detect(joined(chunks), KEY, sample_rate=OUTPUT_RATE)
-    assert found.detected and found.payload == PAYLOAD
+    assert_watermarked(joined(chunks), KEY, OUTPUT_RATE, PAYLOAD)
 
 
 class GatedEspeak(EspeakBackend):
@@ -379,5 +378,4 @@ def test_fast_voice_speaks_with_espeak_and_stays_marked() -> None:
     assert len(espeak.handed_out) == rendered  # back to Kokoro
     assert synth.route.backend == "kokoro"
     audio = joined(synth.finish())
-    found = detect(audio, KEY, sample_rate=OUTPUT_RATE)
-    assert found.detected and found.payload == PAYLOAD, found
+    assert_watermarked(audio, KEY, OUTPUT_RATE, PAYLOAD)

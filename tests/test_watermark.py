@@ -98,6 +98,8 @@ def test_two_second_windows_at_random_offsets() -> None:
         found = detect(window, _key(), sample_rate=16_000)
         assert found.detected, f"2 s window at {start / 16000:.2f} s missed (z={found.z_score})"
         decoded += found.payload == PAYLOAD
+        # The reliability is a probability: a wrong payload must not look trustworthy.
+        assert found.payload == PAYLOAD or found.payload_reliability < 0.9, found
     assert decoded >= 3  # the payload needs more evidence than detection; see docs
 
 
@@ -198,3 +200,23 @@ def test_convolutional_code_corrects_any_four_errors() -> None:
         noisy = coded.copy()
         noisy[rng.choice(coded.size, 4, replace=False)] *= -1  # free distance 10
         assert np.array_equal(ecc.viterbi_decode(noisy), bits)
+
+
+def test_bit_posteriors_are_calibrated() -> None:
+    """Forward-backward posteriors say how often each decoded bit is right."""
+    rng = np.random.default_rng(11)
+    confidence: list[float] = []
+    right: list[bool] = []
+    for mean in (0.5, 0.8, 1.1) * 40:
+        bits = rng.integers(0, 2, 32).astype(np.int8)
+        noisy = mean * (2.0 * ecc.encode(bits) - 1.0) + rng.standard_normal(ecc.coded_length(32))
+        posterior = ecc.data_posteriors(2.0 * mean * noisy)
+        confidence.extend(np.maximum(posterior, 1.0 - posterior))
+        right.extend((posterior > 0.5) == bits.astype(bool))
+    sure = np.array(confidence) > 0.99
+    assert sure.sum() > 1000 and np.mean(np.array(right)[sure]) > 0.985
+    unsure = np.array(confidence) < 0.8
+    assert unsure.sum() > 100
+    assert abs(np.mean(np.array(right)[unsure]) - np.mean(np.array(confidence)[unsure])) < 0.08
+    clean = ecc.data_posteriors(8.0 * (2.0 * ecc.encode(bits) - 1.0))
+    assert np.array_equal(clean > 0.5, bits.astype(bool)) and np.all(np.abs(clean - 0.5) > 0.49)

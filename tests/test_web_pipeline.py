@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from watermark_check import assert_watermarked
 from websockets.asyncio.client import connect
 
 from dragoman.audio import load_audio
@@ -21,7 +22,7 @@ from dragoman.corpus import prompt
 from dragoman.events import SAMPLE_RATE, AudioChunk, SourceText, TranslationText, join_words
 from dragoman.pipeline import PipelineConfig, Resources
 from dragoman.textnorm import normalize_text
-from dragoman.watermark import WatermarkKey, detect
+from dragoman.watermark import WatermarkKey
 from dragoman.web import protocol
 from dragoman.web.auth import ApiKey, KeyStore, hash_token
 from dragoman.web.config import ServerConfig
@@ -90,8 +91,7 @@ async def test_protocol_end_to_end_on_real_speech(server: DragomanServer) -> Non
     assert chunks and {h.language for h, _ in chunks} == {"fr"}
     assert [h.seq for h, _ in chunks] == sorted(h.seq for h, _ in chunks)
     pcm = np.concatenate([c.pcm for _, c in chunks])
-    found = detect(pcm, KEY, sample_rate=chunks[0][1].sample_rate)
-    assert found.detected and found.payload == payload_of(started["session_id"])
+    assert_watermarked(pcm, KEY, chunks[0][1].sample_rate, payload_of(started["session_id"]))
     end = messages[-1]
     assert end["type"] == "session.end" and end["reason"] == "completed"
     assert end["summary"]["audio_out"]["fr"] == pytest.approx(pcm.size / 24_000, abs=0.01)
@@ -112,5 +112,5 @@ async def test_sdk_against_the_real_server(server: DragomanServer) -> None:
     assert french.strip()
     chunks = [e for e in events if isinstance(e, AudioChunk)]
     assert chunks and all(c.language == "fr" and c.pcm.dtype == np.float32 for c in chunks)
-    found = detect(np.concatenate([c.pcm for c in chunks]), KEY, sample_rate=chunks[0].sample_rate)
-    assert found.detected and found.payload == payload_of(session.session_id)
+    pcm = np.concatenate([c.pcm for c in chunks])
+    assert_watermarked(pcm, KEY, chunks[0].sample_rate, payload_of(session.session_id))

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"detected: {'yes' if found.detected else 'no'}")
         print(f"p-value:  {found.p_value:.3g}  (z = {found.z_score:.2f})")
         if found.detected:
-            print(f"payload:  {payload}  (reliability {found.payload_reliability:.2f})")
+            trust = "" if found.payload_reliability >= 0.9 else "; too little mark to trust it"
+            print(f"payload:  {payload}  (reliability {found.payload_reliability:.2f}{trust})")
             spans = ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in found.marked_spans) or "-"
             print(f"marked:   {spans}")
     return 0 if found.detected else 1

@@ -1,7 +1,9 @@
 """The payload's error-correcting code: a K=7, rate-1/2 convolutional code.
 
 The industry-standard (133, 171) octal code (free distance 10), terminated with six
-zero tail bits, decoded by a soft-decision Viterbi decoder in numpy.
+zero tail bits, decoded by a soft-decision Viterbi decoder in numpy; a forward-backward
+(BCJR) pass gives each data bit's posterior probability, from which the detector
+estimates how likely the decoded payload is to be exactly right.
 """
 
 from __future__ import annotations
@@ -82,3 +84,37 @@ def viterbi_decode(soft: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
         bits[i] = state & 1
         state = int(preds[choices[i, state], state])
     return bits[: steps - TAIL_BITS]
+
+
+def data_posteriors(llr: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """P(data bit = 1) for every data bit (tail removed), by the forward-backward algorithm.
+
+    `llr` holds each coded bit's log-likelihood ratio log P(y | 1) / P(y | 0); for a
+    value y ~ N(mu * (+-1), 1) that is 2 * mu * y. Log domain throughout.
+    """
+    if llr.size % 2 or llr.size < coded_length(0):
+        raise ValueError(f"bad coded length {llr.size}")
+    steps = llr.size // 2
+    n_data = steps - TAIL_BITS
+    states = np.arange(_STATES)
+    regs = np.stack([(states << 1), (states << 1) | 1]) & ((1 << CONSTRAINT) - 1)  # (bit, state)
+    targets = regs & (_STATES - 1)
+    signs = 2.0 * _OUTPUTS[regs].astype(np.float64) - 1.0  # (bit, state, 2)
+    branch = 0.5 * (
+        signs[None, ..., 0] * llr[0::2, None, None] + signs[None, ..., 1] * llr[1::2, None, None]
+    )
+    branch[n_data:, 1] = -np.inf  # the tail only shifts in zeros
+    alpha = np.full((steps + 1, _STATES), -np.inf)
+    alpha[0, 0] = 0.0
+    for i in range(steps):
+        np.logaddexp.at(alpha[i + 1], targets.ravel(), (alpha[i][None, :] + branch[i]).ravel())
+    beta = np.full(_STATES, -np.inf)
+    beta[0] = 0.0  # terminated in state 0
+    posteriors = np.empty(n_data)
+    for i in range(steps - 1, -1, -1):
+        paths = alpha[i][None, :] + branch[i] + beta[targets]  # (bit, state)
+        if i < n_data:
+            one, zero = np.logaddexp.reduce(paths[1]), np.logaddexp.reduce(paths[0])
+            posteriors[i] = 0.5 * (1.0 + np.tanh(0.5 * (one - zero)))
+        beta = np.logaddexp(branch[i, 0] + beta[targets[0]], branch[i, 1] + beta[targets[1]])
+    return posteriors
