@@ -174,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snr", type=float, default=10.0)
     parser.add_argument("--context-margin", type=float, default=None,
                         help="encode each buffer plus this many seconds (default: 30 s window)")
+    parser.add_argument("--min-window", type=float, default=0.0,
+                        help="with --context-margin: encode at least this many seconds")
     args = parser.parse_args(argv)
 
-    whisper = WhisperTranscriber(WhisperConfig(context_margin_s=args.context_margin))
+    whisper = WhisperTranscriber(
+        WhisperConfig(context_margin_s=args.context_margin, min_window_s=args.min_window)
+    )
     whisper.start()
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"settings": vars(args), "languages": {}}

@@ -271,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context-margin", type=float, default=None,
                         help="Whisper encodes each buffer plus this many seconds "
                         "(default: its 30 s window)")
+    parser.add_argument("--min-window", type=float, default=0.0,
+                        help="with --context-margin: Whisper encodes at least this many seconds")
     args = parser.parse_args(argv)
-    resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"),
-                          whisper=WhisperConfig(context_margin_s=args.context_margin))
+    whisper = WhisperConfig(context_margin_s=args.context_margin, min_window_s=args.min_window)
+    resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"), whisper=whisper)
     asyncio.run(resources.start())
     rows = []
     for pair in args.pairs:

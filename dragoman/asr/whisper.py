@@ -65,6 +65,9 @@ class WhisperConfig:
     of CPU instead of 1.2 s and streaming commit latency halves, at a cost in accuracy
     on some words ("contraseñas" heard as "con tres señas" with 3 s, right from 12 s
     on) and a little corpus WER (docs/benchmarks.md). With 1 s Whisper base looped."""
+    min_window_s: float = 0.0
+    """With `context_margin_s`: never encode less than this many seconds (a floor that
+    keeps short buffers in a longer, more Whisper-like window)."""
 
 
 class WhisperTranscriber:
@@ -116,7 +119,9 @@ class WhisperTranscriber:
             raise UnsupportedLanguageError(f"{self.config.model} cannot recognize {language!r}")
         margin = self.config.context_margin_s
         if margin is not None:
-            self._model.encoder_frames = _encoder_frames(audio.size, margin)
+            self._model.encoder_frames = _encoder_frames(
+                audio.size, margin, self.config.min_window_s
+            )
         if language is None and self.config.candidate_languages:
             language = self._detect_among(audio, self.config.candidate_languages)
         materialized, info = self._decode(audio, language, word_times)
@@ -186,10 +191,11 @@ def _looped(segments: list[Any]) -> bool:
     return any(segment.compression_ratio > LOOP_COMPRESSION_RATIO for segment in segments)
 
 
-def _encoder_frames(samples: int, margin_s: float) -> int:
-    """Mel frames to encode for `samples` of audio plus `margin_s` of padding: even
-    (the encoder's stride), at most the full 30 s window."""
-    frames = math.ceil((samples / SAMPLE_RATE + margin_s) * FRAMES_PER_SECOND)
+def _encoder_frames(samples: int, margin_s: float, min_window_s: float = 0.0) -> int:
+    """Mel frames to encode for `samples` of audio plus `margin_s` of padding, at least
+    `min_window_s`: even (the encoder's stride), at most the full 30 s window."""
+    seconds = max(samples / SAMPLE_RATE + margin_s, min_window_s)
+    frames = math.ceil(seconds * FRAMES_PER_SECOND)
     return min(FULL_WINDOW_FRAMES, frames + frames % 2)
 
 
