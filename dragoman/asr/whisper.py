@@ -67,7 +67,9 @@ class WhisperConfig:
     on) and a little corpus WER (docs/benchmarks.md). With 1 s Whisper base looped."""
     min_window_s: float = 0.0
     """With `context_margin_s`: never encode less than this many seconds (a floor that
-    keeps short buffers in a longer, more Whisper-like window)."""
+    keeps short buffers in a longer, more Whisper-like window). Measured 2026-11-23: a
+    12 s floor still heard "Sus contraseñas" as "con tres señas" in the browser test,
+    so neither is the default."""
 
 
 class WhisperTranscriber:
