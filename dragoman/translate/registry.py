@@ -38,6 +38,12 @@ def _diffusion(**options: Any) -> TranslationBackend:
     return DiffusionBackend(**options)
 
 
+def _torch(**options: Any) -> TranslationBackend:
+    from dragoman.translate.torch_backend import TorchSeq2SeqBackend
+
+    return TorchSeq2SeqBackend(**options)
+
+
 def _apertium(**options: Any) -> TranslationBackend:
     from dragoman.translate.apertium import ApertiumBackend
 
@@ -46,6 +52,7 @@ def _apertium(**options: Any) -> TranslationBackend:
 
 BACKENDS: dict[str, Callable[..., TranslationBackend]] = {
     "ctranslate2": _ctranslate2,
+    "torch": _torch,
     "diffusion": _diffusion,
     "apertium": _apertium,
 }
