@@ -276,61 +276,64 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
     }
 
 
-def parallel_prefix_cost(source_len: int, target_len: int, block_len: int,
-                         new_tokens: int, threads: int = 2) -> dict[str, float]:
-    """What one update would cost with a decoder that forwards the target prefix in
-    one parallel pass and keeps its cache (not CTranslate2's Translator): PyTorch
-    dynamic int8 (per-channel) at NLLB-600M's dimensions, 2 threads, random weights.
-    One update = encoder + one pass over committed + old block (its last `block_len`
-    positions through the output layer: the scores, and the first new token at the
-    first masked position for free) + `new_tokens - 1` cached steps. CPU ms."""
-    import warnings
+def torch_backend_cost(n_prompts: int, threads: int) -> dict[str, float]:
+    """The same replay as `nllb_600m_cost` through the parallel-prefix `torch` backend
+    (dragoman.translate.torch_backend), random weights at NLLB-600M's dimensions, int8:
+    each update is the canvas's two calls, `score` (one pass over committed + block,
+    kept) then `fill` (continues that pass from the kept head). Output lengths are
+    forced the same way (random weights never end a sentence). CPU ms = process time."""
+    from dragoman.translate.base import FillRequest, ScoreRequest
+    from dragoman.translate.build import NLLB_600M, build_transformers_seq2seq
+    from dragoman.translate.canvas import CanvasConfig
+    from dragoman.translate.torch_backend import TorchSeq2SeqBackend
 
-    import torch
-
-    warnings.filterwarnings("ignore")  # torch.ao deprecation notices
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-    from transformers import M2M100Config, M2M100ForConditionalGeneration
-
-    from dragoman.translate.build import NLLB_600M
-
-    dims = NLLB_600M
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    config = M2M100Config(
-        vocab_size=dims.vocab_size, d_model=dims.d_model, encoder_layers=dims.layers,
-        decoder_layers=dims.layers, encoder_attention_heads=dims.heads,
-        decoder_attention_heads=dims.heads, encoder_ffn_dim=dims.ffn, decoder_ffn_dim=dims.ffn,
-        max_position_embeddings=1024, scale_embedding=True, pad_token_id=1,
-        bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
-    )
-    model: Any = M2M100ForConditionalGeneration(config).eval()
-    model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
-    source = torch.randint(5, 1000, (1, source_len))
-    target = torch.randint(5, 1000, (1, target_len))
-
-    def update() -> None:
-        hidden = model.model.encoder(input_ids=source).last_hidden_state
-        out = model.model.decoder(input_ids=target, encoder_hidden_states=hidden,
-                                  use_cache=True)
-        logits = model.lm_head(out.last_hidden_state[:, -block_len:])
-        cache, token = out.past_key_values, logits[:, -1:].argmax(-1)
-        for _ in range(new_tokens - 1):
-            step = model.model.decoder(input_ids=token, encoder_hidden_states=hidden,
-                                       past_key_values=cache, use_cache=True)
-            cache = step.past_key_values
-            token = model.lm_head(step.last_hidden_state).argmax(-1)
-
-    with torch.inference_mode():
-        update()
-        samples = [_timed(update) for _ in range(7)]
+    bound = CanvasConfig().max_block_tokens
+    assert bound is not None
+    with tempfile.TemporaryDirectory(prefix="dragoman-nllb600m-hf-") as tmp:
+        started = time.perf_counter()
+        directory = build_transformers_seq2seq(Path(tmp) / "hf", "nllb", dims=NLLB_600M)
+        build_s = time.perf_counter() - started
+        backend = TorchSeq2SeqBackend(directory, threads=threads)
+        backend.start()
+        out: dict[str, list[float]] = {k: [] for k in (
+            "score_ms", "fill_ms", "update_ms", "update_cpu_ms", "prefix_tokens", "new_tokens")}
+        for pid in parallel_ids("es", "fr")[:n_prompts]:
+            words = prompt("es", pid).text.split()
+            ref = backend.tokenize(prompt("fr", pid).text, "fr")
+            for i in range(1, len(words) + 1):
+                source = " ".join(words[:i])
+                length = max(1, round(len(ref) * i / len(words)))
+                block_start = max(0, length - 10)
+                committed, block = ref[:block_start], ref[block_start:length]
+                keep = tuple(j < len(block) // 2 for j in range(len(block)))
+                prefix_len = 1 + len(committed) + len(block) // 2
+                new = min(length + 1 - prefix_len, bound) if i < len(words) else (
+                    length + 1 - prefix_len)
+                new = max(1, new)
+                s_wall, s_cpu = _timed(backend.score,
+                                       [ScoreRequest("es", "fr", source, committed, block)])
+                f_wall, f_cpu = _timed(backend.fill, [FillRequest(
+                    "es", "fr", source, committed, block, keep, max_new_tokens=new)])
+                out["score_ms"].append(s_wall)
+                out["fill_ms"].append(f_wall)
+                out["update_ms"].append(s_wall + f_wall)
+                out["update_cpu_ms"].append(s_cpu + f_cpu)
+                out["prefix_tokens"].append(float(prefix_len))
+                out["new_tokens"].append(float(new))
+        reused = backend.reused
+        backend.close()
     return {
         "threads": float(threads),
-        "source_tokens": float(source_len),
-        "target_tokens_forwarded": float(target_len),
-        "new_tokens": float(new_tokens),
-        "update_ms_median": _median([w for w, _ in samples]),
-        "update_cpu_ms_median": _median([c for _, c in samples]),
+        "build_s": build_s,
+        "updates": float(len(out["update_ms"])),
+        "fills_continuing_the_score_pass": float(reused),
+        "prefix_tokens_median": _median(out["prefix_tokens"]),
+        "new_tokens_median": _median(out["new_tokens"]),
+        "score_ms_median": _median(out["score_ms"]),
+        "fill_ms_median": _median(out["fill_ms"]),
+        "update_ms_median": _median(out["update_ms"]),
+        "update_ms_p90": _p90(out["update_ms"]),
+        "update_cpu_ms_median": _median(out["update_cpu_ms"]),
     }
 
 
@@ -339,10 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=60, help="utterances per pair")
     parser.add_argument("--no-nllb-cost", action="store_true", help="skip the NLLB-600M timing")
     parser.add_argument("--cost-prompts", type=int, default=8, help="utterances for NLLB cost")
-    parser.add_argument("--parallel-prefix", type=int, nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-cost", type=int, nargs=2, metavar=("PROMPTS", "THREADS"),
+                        help="only the torch backend's replay (a fresh interpreter)")
     args = parser.parse_args(argv)
-    if args.parallel_prefix:
-        print(json.dumps(parallel_prefix_cost(*args.parallel_prefix)))
+    if args.torch_cost:
+        print(json.dumps(torch_backend_cost(*args.torch_cost)))
         return 0
 
     results: list[PairResult] = []
@@ -377,25 +381,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key:<36} {value:9.1f}")
         # A fresh interpreter: with CTranslate2's OpenMP runtime loaded in the same
         # process, PyTorch's threads fight it (10x slower here).
-        # Same shape as cpu_ms_median_update_1_thread: the score pass covers the
-        # prefix plus the rest of the block (4 tokens past the kept prefix).
-        shape = [round(cost["source_tokens_terms"]), round(cost["prefix_tokens_median"]) + 4,
-                 5, max(1, round(cost["new_tokens_median"]))]
         parallel = {}
         for threads in (1, 2):
             probe = subprocess.run(
-                [sys.executable, __file__, "--parallel-prefix", *map(str, shape), str(threads)],
+                [sys.executable, __file__, "--torch-cost", str(args.cost_prompts), str(threads)],
                 capture_output=True, text=True, check=True)
             for key, value in json.loads(probe.stdout.strip().splitlines()[-1]).items():
                 parallel[f"{key}_{threads}t"] = value
-        print("\nSame update with a parallel-prefix decoder (PyTorch int8, NLLB-600M dims):")
+        print("\nSame replay through the parallel-prefix torch backend (int8, NLLB-600M dims):")
         for key, value in parallel.items():
-            print(f"  {key:<36} {value:9.1f}")
+            print(f"  {key:<40} {value:9.1f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "pairs": [asdict(r) for r in results],
         "nllb_600m_cost": cost,
-        "parallel_prefix_cost": parallel,
+        "torch_backend_cost": parallel,
         "tentative_words": TENTATIVE,
     }, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")

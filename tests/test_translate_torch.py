@@ -20,7 +20,7 @@ from dragoman.models import ModelStore
 from dragoman.translate import CanvasConfig, CanvasEngine, FillRequest, ScoreRequest
 from dragoman.translate.build import build_transformers_seq2seq
 from dragoman.translate.ct2_backend import CTranslate2Backend
-from dragoman.translate.registry import create_backend
+from dragoman.translate.registry import backend_for_pair, can_translate, create_backend
 from dragoman.translate.replay import replay_words
 from dragoman.translate.torch_backend import TorchSeq2SeqBackend
 
@@ -140,7 +140,11 @@ def test_pulled_checkpoint_runs_offline(checkpoint: Path, tmp_path: Path,
     assert fetched and fetched[0] is not None and "*.bin" not in fetched[0]
     assert resolved.directory is not None and (resolved.directory / "config.json").is_file()
     monkeypatch.setenv("DRAGOMAN_OFFLINE", "1")
-    backend = TorchSeq2SeqBackend("nllb-200-distilled-600M-hf")
+    # Routing prefers the installed checkpoint, with the parallel-prefix backend.
+    assert can_translate("spa", "fr-FR") == "torch"
+    backend = backend_for_pair("es", "fr")
+    assert isinstance(backend, TorchSeq2SeqBackend)
+    assert backend.model == "nllb-200-distilled-600M-hf"
     backend.start()
     assert backend.fill([FillRequest("es", "fr", " ".join(WORDS[:4]), (),
                                      max_new_tokens=3)])[0]

@@ -18,12 +18,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "nllb-200-distilled-600M"
 NEURAL_MODELS = (
-    "nllb-200-distilled-600M",
-    "nllb-200-distilled-1.3B",
-    "nllb-200-3.3B",
-    "m2m100_418M",
-    "m2m100_1.2B",
+    ("nllb-200-distilled-600M-hf", "torch"),
+    ("nllb-200-distilled-600M", "ctranslate2"),
+    ("nllb-200-distilled-1.3B", "ctranslate2"),
+    ("nllb-200-3.3B", "ctranslate2"),
+    ("m2m100_418M", "ctranslate2"),
+    ("m2m100_1.2B", "ctranslate2"),
 )
+"""Installed neural models in order of preference, with the backend that runs each: the
+parallel-prefix `torch` backend first (its updates cost a fraction of CTranslate2's,
+docs/translation.md), when its checkpoint is installed."""
 
 
 def _ctranslate2(**options: Any) -> TranslationBackend:
@@ -69,15 +73,26 @@ def create_backend(name: str, **options: Any) -> TranslationBackend:
     return factory(**options)
 
 
-def installed_neural_model() -> str | None:
-    """The first NLLB/M2M100 model whose weights are on this machine (no download)."""
+def installed_neural_model() -> tuple[str, str] | None:
+    """(model, backend) of the first NLLB/M2M100 model whose weights are on this
+    machine (no download)."""
     from dragoman.models import ModelStore
 
     store = ModelStore()
-    for name in NEURAL_MODELS:
+    for name, backend in NEURAL_MODELS:
         if name in store.catalogue and store.find(name) is not None:
-            return name
+            return name, backend
     return None
+
+
+def _neural_codes(model: str, backend: str) -> frozenset[str]:
+    if backend == "torch":
+        from dragoman.translate.torch_backend import checkpoint_language_codes
+
+        return checkpoint_language_codes(model)
+    from dragoman.translate.ct2_backend import model_language_codes
+
+    return model_language_codes(model)
 
 
 def _apertium_pairs() -> set[tuple[str, str]]:
@@ -99,18 +114,15 @@ def available_pairs() -> dict[tuple[str, str], str]:
 def can_translate(source_lang: str, target_lang: str) -> str | None:
     """The backend name that would translate this direct pair here, or None.
 
-    Prefers an installed neural model (NLLB-200 / M2M100), then Apertium.
+    Prefers an installed neural model (NLLB-200 / M2M100, `NEURAL_MODELS` order), then
+    Apertium.
     """
     src, tgt = normalize_language(source_lang), normalize_language(target_lang)
     if src == tgt:
         return None
-    model = installed_neural_model()
-    if model is not None:
-        from dragoman.translate.ct2_backend import model_language_codes
-
-        codes = model_language_codes(model)
-        if src in codes and tgt in codes:
-            return "ctranslate2"
+    installed = installed_neural_model()
+    if installed is not None and {src, tgt} <= _neural_codes(*installed):
+        return installed[1]
     if (src, tgt) in _apertium_pairs():
         return "apertium"
     return None
@@ -119,8 +131,9 @@ def can_translate(source_lang: str, target_lang: str) -> str | None:
 def backend_for_pair(source_lang: str, target_lang: str) -> TranslationBackend:
     """A (not yet started) backend for a pair, or a clear error naming the fix."""
     name = can_translate(source_lang, target_lang)
-    if name == "ctranslate2":
-        return create_backend("ctranslate2", model=installed_neural_model())
+    installed = installed_neural_model()
+    if installed is not None and name == installed[1]:
+        return create_backend(name, model=installed[0])
     if name is not None:
         return create_backend(name)
     src, tgt = normalize_language(source_lang), normalize_language(target_lang)

@@ -29,6 +29,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,16 @@ def read_checkpoint_vocabulary(directory: Path) -> dict[str, int]:
     for token in data.get("added_tokens", []):
         vocab[str(token["content"])] = int(token["id"])
     return vocab
+
+
+@cache
+def _cached_codes(directory: str) -> frozenset[str]:
+    return frozenset(language_tokens(list(read_checkpoint_vocabulary(Path(directory)))))
+
+
+def checkpoint_language_codes(model: str | Path) -> frozenset[str]:
+    """Canonical codes a checkpoint can read and write (from its tokenizer; no loading)."""
+    return _cached_codes(str(resolve_model_dir(model)))
 
 
 class TorchSeq2SeqBackend:
@@ -147,8 +158,7 @@ class TorchSeq2SeqBackend:
 
     def languages(self) -> tuple[str, ...]:
         if not self._codes:
-            directory = resolve_model_dir(self.model)
-            return tuple(sorted(language_tokens(list(read_checkpoint_vocabulary(directory)))))
+            return tuple(sorted(checkpoint_language_codes(self.model)))
         return tuple(sorted(self._codes))
 
     def supports(self, source_lang: str, target_lang: str) -> bool:
