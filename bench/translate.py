@@ -26,8 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,65 @@ def _p90(values: list[float]) -> float:
     return sorted(values)[int(0.9 * (len(values) - 1))] if values else float("nan")
 
 
+@dataclass(frozen=True, slots=True)
+class _Update:
+    """One replayed canvas update: the source so far, the committed target, the block
+    (the human reference cut at the proportional length, last 10 tokens uncommitted),
+    how many block tokens re-noising keeps (half) and how many new tokens to generate."""
+
+    source: str
+    committed: tuple[str, ...]
+    block: tuple[str, ...]
+    kept: int
+    new: int
+
+
+def _replay(tokenize: Callable[[str, str], Sequence[str]], n_prompts: int,
+            bound: int) -> list[_Update]:
+    updates = []
+    for pid in parallel_ids("es", "fr")[:n_prompts]:
+        words = prompt("es", pid).text.split()
+        ref = tuple(tokenize(prompt("fr", pid).text, "fr"))
+        for i in range(1, len(words) + 1):
+            length = max(1, round(len(ref) * i / len(words)))
+            block_start = max(0, length - 10)
+            block = ref[block_start:length]
+            kept = len(block) // 2
+            left = length - block_start - kept  # language token + ... + kept, then these
+            new = max(1, min(left, bound) if i < len(words) else left)
+            updates.append(_Update(" ".join(words[:i]), ref[:block_start], block, kept, new))
+    return updates
+
+
+@dataclass(slots=True)
+class _Timings:
+    values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in (
+        "score_ms", "fill_ms", "update_ms", "update_cpu_ms", "prefix_tokens", "new_tokens")})
+
+    def add(self, score: tuple[float, float], fill: tuple[float, float],
+            update: _Update) -> None:
+        out = self.values
+        out["score_ms"].append(score[0])
+        out["fill_ms"].append(fill[0])
+        out["update_ms"].append(score[0] + fill[0])
+        out["update_cpu_ms"].append(score[1] + fill[1])
+        out["prefix_tokens"].append(float(1 + len(update.committed) + update.kept))
+        out["new_tokens"].append(float(update.new))
+
+    def summary(self) -> dict[str, float]:
+        out = self.values
+        return {
+            "updates": float(len(out["update_ms"])),
+            "prefix_tokens_median": _median(out["prefix_tokens"]),
+            "new_tokens_median": _median(out["new_tokens"]),
+            "score_ms_median": _median(out["score_ms"]),
+            "fill_ms_median": _median(out["fill_ms"]),
+            "update_ms_median": _median(out["update_ms"]),
+            "update_ms_p90": _p90(out["update_ms"]),
+            "update_cpu_ms_median": _median(out["update_cpu_ms"]),
+        }
+
+
 def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
     """Per-update cost of the canvas calls on a random model of NLLB-600M's size.
 
@@ -172,31 +231,15 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
                 min_decoding_length=len(prefix) + new, max_decoding_length=len(prefix) + new,
             )
 
-        out: dict[str, list[float]] = {k: [] for k in (
-            "score_ms", "fill_ms", "update_ms", "update_cpu_ms", "prefix_tokens", "new_tokens")}
+        timings = _Timings()
         replays: list[tuple[list[str], list[str], list[str], list[str]]] = []
-        for pid in parallel_ids("es", "fr")[:n_prompts]:
-            words = prompt("es", pid).text.split()
-            ref = backend.tokenize(prompt("fr", pid).text, "fr")
-            for i in range(1, len(words) + 1):
-                source = backend._source(" ".join(words[:i]), "es")
-                length = max(1, round(len(ref) * i / len(words)))
-                block_start = max(0, length - 10)
-                committed, block = list(ref[:block_start]), list(ref[block_start:length])
-                kept = block[: len(block) // 2]
-                prefix = ["fra_Latn", *committed, *kept]
-                new = min(length + 1 - len(prefix), bound) if i < len(words) else (
-                    length + 1 - len(prefix))
-                replays.append((source, committed, block, prefix))
-                s_wall, s_cpu = _timed(translator.score_batch, [source],
-                                       [["fra_Latn", *committed, *block]])
-                f_wall, f_cpu = _timed(fill, source, prefix, new)
-                out["score_ms"].append(s_wall)
-                out["fill_ms"].append(f_wall)
-                out["update_ms"].append(s_wall + f_wall)
-                out["update_cpu_ms"].append(s_cpu + f_cpu)
-                out["prefix_tokens"].append(float(len(prefix)))
-                out["new_tokens"].append(float(new))
+        for update in _replay(backend.tokenize, n_prompts, bound):
+            source = backend._source(update.source, "es")
+            committed, block = list(update.committed), list(update.block)
+            prefix = ["fra_Latn", *committed, *block[: update.kept]]
+            replays.append((source, committed, block, prefix))
+            score = _timed(translator.score_batch, [source], [["fra_Latn", *committed, *block]])
+            timings.add(score, _timed(fill, source, prefix, update.new), update)
 
         # Terms of the cost model, on a median-length source of the replay.
         source = sorted((r[0] for r in replays), key=len)[len(replays) // 2]
@@ -237,8 +280,8 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
         # The median update's shape on one thread (CPU time on one thread is the
         # number least disturbed by other work on the shared cores): the
         # parallel-prefix probe below is timed on the same shape.
-        n_prefix = round(_median(out["prefix_tokens"]))
-        n_new = max(1, round(_median(out["new_tokens"])))
+        n_prefix = round(_median(timings.values["prefix_tokens"]))
+        n_new = max(1, round(_median(timings.values["new_tokens"])))
         one = ctranslate2.Translator(str(directory), device="cpu", compute_type="int8",
                                      inter_threads=1, intra_threads=1)
         shaped = ["fra_Latn", *ref_tokens[: n_prefix + 4]]
@@ -254,14 +297,7 @@ def nllb_600m_cost(n_prompts: int) -> dict[str, float]:
         backend.close()
     return {
         "build_and_convert_s": build_s,
-        "updates": float(len(out["update_ms"])),
-        "prefix_tokens_median": _median(out["prefix_tokens"]),
-        "new_tokens_median": _median(out["new_tokens"]),
-        "score_ms_median": _median(out["score_ms"]),
-        "fill_ms_median": _median(out["fill_ms"]),
-        "update_ms_median": _median(out["update_ms"]),
-        "update_ms_p90": _p90(out["update_ms"]),
-        "update_cpu_ms_median": _median(out["update_cpu_ms"]),
+        **timings.summary(),
         "source_tokens_terms": float(len(source)),
         "cpu_ms_encoder_plus_1_step": base,
         "cpu_ms_per_forced_prefix_token": per_prefix,
@@ -295,45 +331,21 @@ def torch_backend_cost(n_prompts: int, threads: int) -> dict[str, float]:
         build_s = time.perf_counter() - started
         backend = TorchSeq2SeqBackend(directory, threads=threads)
         backend.start()
-        out: dict[str, list[float]] = {k: [] for k in (
-            "score_ms", "fill_ms", "update_ms", "update_cpu_ms", "prefix_tokens", "new_tokens")}
-        for pid in parallel_ids("es", "fr")[:n_prompts]:
-            words = prompt("es", pid).text.split()
-            ref = backend.tokenize(prompt("fr", pid).text, "fr")
-            for i in range(1, len(words) + 1):
-                source = " ".join(words[:i])
-                length = max(1, round(len(ref) * i / len(words)))
-                block_start = max(0, length - 10)
-                committed, block = ref[:block_start], ref[block_start:length]
-                keep = tuple(j < len(block) // 2 for j in range(len(block)))
-                prefix_len = 1 + len(committed) + len(block) // 2
-                new = min(length + 1 - prefix_len, bound) if i < len(words) else (
-                    length + 1 - prefix_len)
-                new = max(1, new)
-                s_wall, s_cpu = _timed(backend.score,
-                                       [ScoreRequest("es", "fr", source, committed, block)])
-                f_wall, f_cpu = _timed(backend.fill, [FillRequest(
-                    "es", "fr", source, committed, block, keep, max_new_tokens=new)])
-                out["score_ms"].append(s_wall)
-                out["fill_ms"].append(f_wall)
-                out["update_ms"].append(s_wall + f_wall)
-                out["update_cpu_ms"].append(s_cpu + f_cpu)
-                out["prefix_tokens"].append(float(prefix_len))
-                out["new_tokens"].append(float(new))
+        timings = _Timings()
+        for update in _replay(backend.tokenize, n_prompts, bound):
+            keep = tuple(j < update.kept for j in range(len(update.block)))
+            score = _timed(backend.score, [ScoreRequest("es", "fr", update.source,
+                                                         update.committed, update.block)])
+            fill = _timed(backend.fill, [FillRequest("es", "fr", update.source, update.committed,
+                                                     update.block, keep, update.new)])
+            timings.add(score, fill, update)
         reused = backend.reused
         backend.close()
     return {
         "threads": float(threads),
         "build_s": build_s,
-        "updates": float(len(out["update_ms"])),
         "fills_continuing_the_score_pass": float(reused),
-        "prefix_tokens_median": _median(out["prefix_tokens"]),
-        "new_tokens_median": _median(out["new_tokens"]),
-        "score_ms_median": _median(out["score_ms"]),
-        "fill_ms_median": _median(out["fill_ms"]),
-        "update_ms_median": _median(out["update_ms"]),
-        "update_ms_p90": _p90(out["update_ms"]),
-        "update_cpu_ms_median": _median(out["update_cpu_ms"]),
+        **timings.summary(),
     }
 
 

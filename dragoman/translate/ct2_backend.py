@@ -184,7 +184,34 @@ class Coalescer(Generic[Req, Res]):
             at += len(slot.items)
 
 
-class CTranslate2Backend:
+class SentencePieceTokens:
+    """What the NLLB/M2M100 backends share: SentencePiece pieces as canvas tokens
+    (U+2581 starts a word) and direct pairs among the model's languages."""
+
+    _spm: Any
+
+    def _require(self) -> None:
+        raise NotImplementedError
+
+    def languages(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def supports(self, source_lang: str, target_lang: str) -> bool:
+        langs = set(self.languages())
+        return source_lang in langs and target_lang in langs and source_lang != target_lang
+
+    def tokenize(self, text: str, lang: str) -> tuple[str, ...]:
+        self._require()
+        return tuple(self._spm.encode(text, out_type=str))
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return "".join(tokens).replace("\u2581", " ").strip()
+
+    def is_word_start(self, token: str) -> bool:
+        return token.startswith("\u2581")
+
+
+class CTranslate2Backend(SentencePieceTokens):
     """NLLB-200 / M2M100 through CTranslate2."""
 
     name = "ctranslate2"
@@ -248,9 +275,6 @@ class CTranslate2Backend:
             return tuple(sorted(model_language_codes(self.model)))
         return tuple(sorted(self._codes))
 
-    def supports(self, source_lang: str, target_lang: str) -> bool:
-        langs = set(self.languages())
-        return source_lang in langs and target_lang in langs and source_lang != target_lang
 
     def language_token(self, lang: str) -> str:
         try:
@@ -260,15 +284,6 @@ class CTranslate2Backend:
                 f"model {self.model} has no language {lang!r}"
             ) from None
 
-    def tokenize(self, text: str, lang: str) -> tuple[str, ...]:
-        self._require()
-        return tuple(self._spm.encode(text, out_type=str))
-
-    def detokenize(self, tokens: Sequence[str]) -> str:
-        return "".join(tokens).replace("\u2581", " ").strip()
-
-    def is_word_start(self, token: str) -> bool:
-        return token.startswith("\u2581")
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[tuple[float, ...]]:
         self._require()

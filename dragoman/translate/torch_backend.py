@@ -35,7 +35,13 @@ from typing import Any
 
 from dragoman.errors import BackendError, ModelNotFoundError, UnsupportedLanguageError
 from dragoman.translate.base import FillRequest, ScoreRequest
-from dragoman.translate.ct2_backend import EOS, find_spm, language_tokens, resolve_model_dir
+from dragoman.translate.ct2_backend import (
+    EOS,
+    SentencePieceTokens,
+    find_spm,
+    language_tokens,
+    resolve_model_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +89,7 @@ def checkpoint_language_codes(model: str | Path) -> frozenset[str]:
     return _cached_codes(str(resolve_model_dir(model)))
 
 
-class TorchSeq2SeqBackend:
+class TorchSeq2SeqBackend(SentencePieceTokens):
     """NLLB-200 / M2M100 with a parallel-prefix decoder (PyTorch)."""
 
     name = "torch"
@@ -161,19 +167,7 @@ class TorchSeq2SeqBackend:
             return tuple(sorted(checkpoint_language_codes(self.model)))
         return tuple(sorted(self._codes))
 
-    def supports(self, source_lang: str, target_lang: str) -> bool:
-        langs = set(self.languages())
-        return source_lang in langs and target_lang in langs and source_lang != target_lang
 
-    def tokenize(self, text: str, lang: str) -> tuple[str, ...]:
-        self._require()
-        return tuple(self._spm.encode(text, out_type=str))
-
-    def detokenize(self, tokens: Sequence[str]) -> str:
-        return "".join(tokens).replace("\u2581", " ").strip()
-
-    def is_word_start(self, token: str) -> bool:
-        return token.startswith("\u2581")
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[tuple[float, ...]]:
         self._require()
