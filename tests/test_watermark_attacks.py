@@ -70,6 +70,28 @@ def test_payload_survives_lossy_attack(name: str) -> None:
     assert found.payload == PAYLOAD and found.payload_reliability > 0.8
 
 
+@pytest.mark.parametrize("name", ["telephone", "lowpass_4k", "resample_8k"])
+def test_filtered_out_band_stops_adding_noise(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles a band limit removed are ignored: 2 s windows of band-limited marked speech
+    score higher than when those tiles count, and unmarked band-limited speech stays
+    unremarkable (the null does not depend on which tiles are used)."""
+    import importlib
+
+    detector = importlib.import_module("dragoman.watermark.detect")
+    clean, marked = _marked()
+    rng = np.random.default_rng(4)
+    attacked = ATTACKS[name].apply(marked, RATE, rng, None)
+    unmarked = ATTACKS[name].apply(clean, RATE, rng, None)
+    starts = range(0, attacked.size - 2 * RATE, 3 * RATE)
+    windows = [attacked[s : s + 2 * RATE] for s in starts]
+    with_mask = [detect(w, _key(), sample_rate=RATE).z_score for w in windows]
+    assert max(detect(unmarked[s : s + 2 * RATE], _key(), sample_rate=RATE).z_score
+               for s in starts) < 4.5
+    monkeypatch.setattr(detector, "DEAD_TILE_RELATIVE", 0.0)
+    without = [detect(w, _key(), sample_rate=RATE).z_score for w in windows]
+    assert len(windows) >= 5 and np.median(with_mask) > np.median(without) + 0.4
+
+
 def test_codec_attack_changes_the_audio_and_keeps_the_length() -> None:
     _, marked = _marked()
     coded = ATTACKS["opus_32k"].apply(marked, RATE, np.random.default_rng(0), None)

@@ -5,7 +5,8 @@ hop (four sub-hop offsets of the 16 ms frame grid). The energy of each 125 Hz ti
 sum of its bins' power; the feature of a cell is the tile's log-magnitude minus the mean
 of the same tile one frame before and after: slowly varying speech, any fixed filter
 (telephone band, EQ, echo colour) and any gain cancel, the keyed +-1 modulation stays.
-Features are clipped at 3 robust standard deviations per tile, silent frames get weight 0.
+Features are clipped at 3 robust standard deviations per tile, silent frames get weight 0,
+and so do tiles 70 dB below the loudest tile of their frame (a band that was filtered out).
 
 Detection correlates the features with the keyed sync pattern at every alignment
 (64 frame phases x 4 offsets) and, when that finds nothing, at 8 more playback speeds
@@ -63,6 +64,11 @@ BLOCK_Z = 3.0
 ACTIVE_RELATIVE = 1e-4  # frames 40 dB below the loudest frame carry no evidence
 ACTIVE_ABSOLUTE = 1e-9  # in-band energy per bin of digital near-silence
 CLIP_SIGMAS = 3.0
+DEAD_TILE_RELATIVE = 1e-7
+"""A tile 70 dB below its frame's loudest tile carries no evidence (the band a telephone
+filter, a 4 kHz low-pass or 8 kHz resampling removed; measured on 2 s windows: TPR
+telephone 0.53 -> 0.84, low-pass 4 kHz 0.87 -> 0.98, 8 kHz resampling 0.74 -> 0.95,
+clean speech unchanged; 1e-5 cost clean z, 1e-9 missed most of the gain)."""
 MIN_SECONDS = 0.25
 PILOT_TILES = 9
 """Tiles (1.1 kHz) over which the sync pilots estimate the channel for the payload."""
@@ -149,6 +155,9 @@ def _features(power: npt.NDArray[np.float64], speed: float) -> _Features:
         scale = 1.4826 * np.median(np.abs(values[active]), axis=0)  # per tile
         scale = np.maximum(scale, 1e-9)
         np.clip(values, -CLIP_SIGMAS * scale, CLIP_SIGMAS * scale, out=values)
+    # Tiles a band-limiting filter or resampler removed hold only leakage: noise, no mark.
+    dead = tiles < DEAD_TILE_RELATIVE * tiles.max(axis=2, keepdims=True, initial=0.0)
+    values[:, 1:-1][dead[:, 1:-1] | dead[:, :-2] | dead[:, 2:]] = 0.0
     return _Features(values=values, active=active, rows=rows, speed=speed)
 
 
