@@ -275,7 +275,6 @@ class CTranslate2Backend(SentencePieceTokens):
             return tuple(sorted(model_language_codes(self.model)))
         return tuple(sorted(self._codes))
 
-
     def language_token(self, lang: str) -> str:
         try:
             return self._codes[lang]
@@ -283,7 +282,6 @@ class CTranslate2Backend(SentencePieceTokens):
             raise UnsupportedLanguageError(
                 f"model {self.model} has no language {lang!r}"
             ) from None
-
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[tuple[float, ...]]:
         self._require()
