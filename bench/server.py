@@ -75,16 +75,32 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+async def http_get(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    return data
+
+
+async def gauges(port: int) -> dict[str, float]:
+    """Open sessions and live event-loop tasks, from the server's /metrics."""
+    text = (await http_get(port, "/metrics")).decode(errors="replace")
+    values = {"sessions": 0.0, "tasks": float("nan")}
+    for line in text.splitlines():
+        if line.startswith("dragoman_sessions{"):
+            values["sessions"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("dragoman_event_loop_tasks "):
+            values["tasks"] = float(line.rsplit(" ", 1)[1])
+    return values
+
+
 async def wait_healthy(port: int, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
-            await writer.drain()
-            data = await reader.read()
-            writer.close()
-            if b" 200 " in data.split(b"\r\n", 1)[0]:
+            if b" 200 " in (await http_get(port, "/healthz")).split(b"\r\n", 1)[0]:
                 return
         except OSError:
             pass
@@ -184,6 +200,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stdout=subprocess.DEVNULL)
         try:
             await wait_healthy(port)
+            idle_before = await gauges(port)
             stats = Stats()
             memory: list[tuple[float, float]] = []
             began = time.monotonic()
@@ -199,13 +216,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.sample_seconds)
             await asyncio.gather(*slots)
             memory.append((time.monotonic() - began, rss_mb(server.pid)))
+            await asyncio.sleep(3)  # the last sessions' teardown
+            idle = {"before": idle_before, "after": await gauges(port)}
             cpu = {"server_cpu_s": cpu_seconds(server.pid),
                    "client_cpu_s": cpu_seconds(os.getpid()),
                    "wall_s": time.monotonic() - began}
         finally:
             server.terminate()
             await asyncio.wait_for(server.wait(), 30)
-    return {**summarize(args, stats, memory), **cpu}
+    return {**summarize(args, stats, memory), **cpu, "idle_server": idle}
 
 
 def summarize(args: argparse.Namespace, stats: Stats,
@@ -252,6 +271,13 @@ def table(result: dict[str, Any]) -> str:
               f"| max RSS | {mem['max']:.1f} |",
               f"| growth, last vs 2nd quarter | {mem['growth_mb']:+.1f} |",
               f"| slope over the 2nd half (MB/min) | {mem['slope_mb_per_min']:+.2f} |"]
+    idle = result.get("idle_server")
+    if idle:
+        lines += ["", "| idle server (/metrics) | before | after the soak |", "|---|---|---|",
+                  f"| open sessions | {idle['before']['sessions']:.0f} "
+                  f"| {idle['after']['sessions']:.0f} |",
+                  f"| event-loop tasks | {idle['before']['tasks']:.0f} "
+                  f"| {idle['after']['tasks']:.0f} |"]
     return "\n".join(lines)
 
 

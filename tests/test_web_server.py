@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -191,6 +192,8 @@ async def test_http_health_metrics_and_static_client(server: DragomanServer) -> 
     assert 'dragoman_sessions{role="speaker"} 1.0' in body
     assert "dragoman_commit_latency_seconds_bucket" in body
     assert "dragoman_send_delay_seconds_count" in body
+    tasks = re.search(r"^dragoman_event_loop_tasks (\d+)", body, re.M)
+    assert tasks is not None and float(tasks.group(1)) >= 2  # at least handler + pipeline
     status, body = await http_get(server, "/")
     assert status == 200 and "<html" in body.lower()
     assert (await http_get(server, "/../../pyproject.toml"))[0] == 404

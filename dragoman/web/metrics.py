@@ -21,6 +21,8 @@ class ServerMetrics:
         self.sessions_started = Counter("dragoman_sessions_started", "Sessions started",
                                         ["role"], registry=r)
         self.rooms = Gauge("dragoman_rooms", "Rooms with at least one member", registry=r)
+        self.tasks = Gauge("dragoman_event_loop_tasks",
+                           "Tasks alive on the server's event loop (at scrape time)", registry=r)
         self.resumes = Counter("dragoman_resumes", "Sessions resumed after a reconnect",
                                registry=r)
         self.errors = Counter("dragoman_errors", "Error messages sent to clients, by code",

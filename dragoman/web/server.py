@@ -157,6 +157,7 @@ class DragomanServer:
                                "protocol": protocol.VERSION}).encode()
             return _response(status, body, "application/json")
         if path == "/metrics":
+            self.metrics.tasks.set(len(asyncio.all_tasks()))
             body = await asyncio.to_thread(self.metrics.exposition)
             return _response(http.HTTPStatus.OK, body, ServerMetrics.CONTENT_TYPE)
         if request.headers.get("Upgrade", "").lower() != "websocket":
