@@ -77,7 +77,8 @@ def pick(source: str, target: str, count: int) -> list[str]:
 
 
 async def run_pair(resources: Resources, source: str, target: str, ids: list[str],
-                   hangover_ms: int) -> tuple[list[Instance], list[Event], float, float]:
+                   hangover_ms: int, tts: str | None = None,
+                   ) -> tuple[list[Instance], list[Event], float, float]:
     parts, instances, cursor = [], [], 1.0
     parts.append(np.zeros(SAMPLE_RATE, np.float32))
     for prompt_id in ids:
@@ -90,7 +91,7 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
     stream = np.concatenate(parts)
     recognizer = RecognizerConfig(vad=VadConfig(hangover_ms=hangover_ms))
     pipeline = Pipeline(PipelineConfig(source, (target,), recognizer=recognizer,
-                                       session_id="bench"), resources)
+                                       tts_backend=tts, session_id="bench"), resources)
     await pipeline.start()
     loop = asyncio.get_running_loop()
     events: list[Event] = []
@@ -202,17 +203,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int) -> dict[str, Any]:
+def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int,
+             tts: str | None = None) -> dict[str, Any]:
     source, target = pair.split("-")
     instances, events, cpu, seconds = asyncio.run(run_pair(resources, source, target, ids,
-                                                           hangover))
+                                                           hangover, tts))
     transcribe_outputs(resources, instances, target)
     lat = [latency(i) for i in instances]
     heard = [i.heard for i in instances]
     refs = [i.reference for i in instances]
     bleu = sacrebleu.corpus_bleu(heard, [refs]).score
     chrf = sacrebleu.corpus_chrf(heard, [refs]).score
-    log_dir = RESULTS / f"e2e-{pair}-h{hangover}"
+    log_dir = RESULTS / (f"e2e-{pair}-h{hangover}" + (f"-{tts}" if tts else ""))
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "instances.log").open("w") as log:
         for index, (instance, item) in enumerate(zip(instances, lat, strict=True)):
@@ -222,7 +224,8 @@ def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int) -> 
             log.write(json.dumps(record) + "\n")
     (log_dir / "config.yaml").write_text(
         "source_type: speech\ntarget_type: speech\neval_latency_unit: word\n")
-    row = {"pair": pair, "hangover_ms": hangover, "instances": len(instances),
+    row = {"pair": pair, "hangover_ms": hangover, "tts": tts or "routed",
+           "instances": len(instances),
            "with_output": sum(1 for i in instances if i.chunks),
            "audio_s": seconds, "cpu_rtf": cpu / seconds,
            "StartOffset": statistics.median(x["StartOffset"] for x in lat) / 1000,
@@ -273,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: its 30 s window)")
     parser.add_argument("--min-window", type=float, default=0.0,
                         help="with --context-margin: Whisper encodes at least this many seconds")
+    parser.add_argument("--tts", default=None,
+                        help="force a TTS backend (kokoro, espeak-ng; default: routed)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "e2e.json")
     args = parser.parse_args(argv)
     whisper = WhisperConfig(context_margin_s=args.context_margin, min_window_s=args.min_window)
     resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"), whisper=whisper)
@@ -282,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         source, target = pair.split("-")
         ids = pick(source, target, args.utterances)
         for hangover in args.hangover:
-            rows.append(evaluate(resources, pair, ids, hangover))
+            rows.append(evaluate(resources, pair, ids, hangover, args.tts))
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
@@ -299,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
               f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} "
               f"| {r['fast_voice_share']:.0%} | {ours} ; {sim} |")
     print(f"\npeak resident memory: {peak:.0f} MB; anchor: {ANCHOR}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "e2e.json").write_text(json.dumps({"rows": rows, "peak_rss_mb": peak,
-                                                  "anchor": ANCHOR}, indent=2))
-    plot(rows, RESULTS / "e2e.png")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"rows": rows, "peak_rss_mb": peak, "settings": {
+        k: v for k, v in vars(args).items() if k != "output"}, "anchor": ANCHOR}, indent=2))
+    plot(rows, args.output.with_suffix(".png"))
     resources.close()
     return 0
 

@@ -218,6 +218,12 @@ def test_bad_configuration_and_audio(resources: Resources) -> None:
     with pytest.raises(ModelNotFoundError, match="dragoman models pull"):
         asyncio.run(unsupported_pair())
 
+    async def unknown_voice_backend() -> None:
+        await Pipeline(PipelineConfig("es", ("fr",), tts_backend="nope"), resources).start()
+
+    with pytest.raises(UnsupportedLanguageError, match="'nope' is not installed"):
+        asyncio.run(unknown_voice_backend())
+
     async def nan_audio() -> list[Event]:
         pipeline = Pipeline(PipelineConfig("es", ("fr",), speak=False), resources)
         await pipeline.start()

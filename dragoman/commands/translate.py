@@ -51,6 +51,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--realtime", action="store_true", help="pace the input at real time")
     parser.add_argument("--no-prosody", action="store_true", help="do not imitate the speaker")
     parser.add_argument("--voice", default=None, help="force a TTS voice")
+    parser.add_argument("--tts", default=None, metavar="BACKEND",
+                        help="force a TTS backend: kokoro or espeak-ng (the light one)")
     parser.add_argument("--json", action="store_true", help="write events as JSON lines")
     parser.set_defaults(run=run)
 
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     targets = tuple(dict.fromkeys(normalize_language(t) for t in args.targets))
     config = PipelineConfig(
         source_language=args.source, target_languages=targets, prosody=not args.no_prosody,
-        voice=args.voice, session_id=str(Path(args.file).resolve()),
+        voice=args.voice, tts_backend=args.tts, session_id=str(Path(args.file).resolve()),
     )
     tracks = {lang: DubTrack(lang) for lang in targets}
     display = None if args.json else LiveCaptions(targets, audio.size / SAMPLE_RATE)

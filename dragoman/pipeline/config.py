@@ -19,6 +19,7 @@ class PipelineConfig:
     target_languages: languages to translate into (more can be added mid-session).
     prosody: impose the speaker's pitch, pace and loudness on the translated speech.
     voice: force a TTS voice (default: the voice closest to the speaker).
+    tts_backend: force a TTS backend ("kokoro", "espeak-ng"; default: routed per language).
     speak: synthesize speech (False: captions only).
     session_id: feeds the watermark payload (service id + session hash).
     service_id: 16-bit id of this deployment in the watermark payload.
@@ -30,6 +31,7 @@ class PipelineConfig:
     target_languages: tuple[str, ...] = ()
     prosody: bool = True
     voice: str | None = None
+    tts_backend: str | None = None
     speak: bool = True
     session_id: str = ""
     service_id: int = 0x0D6A

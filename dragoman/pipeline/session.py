@@ -104,6 +104,7 @@ class Pipeline:
         synthesis = None
         if self.config.speak:
             synthesis = SynthesisConfig(code, voice=self.config.voice,
+                                        backend=self.config.tts_backend,
                                         prosody=self.config.prosody,
                                         payload=self.config.watermark_payload)
         lane = TargetLane(code, self._resources, self._source_audio, self._emit, self._fail,
