@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -35,8 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from server import ROOT, TOKEN, cpu_seconds, free_port, percentile, wait_healthy
-from websockets.asyncio.client import connect
+from server import (
+    ROOT,
+    TOKEN,
+    cpu_seconds,
+    free_port,
+    pcm_frames,
+    percentile,
+    send_paced,
+    speaker,
+    wait_healthy,
+)
+from websockets.exceptions import ConnectionClosed
 
 from dragoman.audio import load_audio
 from dragoman.corpus import prompts
@@ -72,26 +83,15 @@ def speech(offset: int, seconds: float) -> FloatAudio:
 
 async def one_session(url: str, audio: FloatAudio) -> SessionLog:
     log = SessionLog()
-    step = round(FRAME_S * SAMPLE_RATE)
     sent_at: list[float] = []
-    async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"},
-                       max_queue=None, open_timeout=60) as ws:
-        await ws.send(json.dumps({"type": "session.start", "version": 1, "source": "es",
-                                  "targets": ["fr"]}))
-        first = json.loads(await ws.recv())
+    async with speaker(url, open_timeout=60) as (ws, first):
         if first.get("type") != "session.started":
             log.errors.append(str(first.get("code")))
             return log
         ended_input = asyncio.get_running_loop().create_future()
+        step = round(FRAME_S * SAMPLE_RATE)
         reader = asyncio.create_task(read(ws, step, sent_at, log, ended_input))
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        for index, start in enumerate(range(0, audio.size, step)):
-            delay = began + index * FRAME_S - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at.append(time.monotonic())
-            await ws.send(protocol.encode_pcm16(audio[start : start + step]))
+        await send_paced(ws, pcm_frames(audio, FRAME_S), FRAME_S, sent_at)
         ended_input.set_result(time.monotonic())
         await ws.send(json.dumps({"type": "audio.end"}))
         await reader
@@ -128,7 +128,8 @@ async def read(ws: Any, step: int, sent_at: list[float], log: SessionLog,
             log.latencies[kind].append((sent_at[index] - sent_at[0], now - sent_at[index]))
         if seq - acked >= 32:
             acked = seq
-            await ws.send(json.dumps({"type": "ack", "seq": seq}))
+            with contextlib.suppress(ConnectionClosed):  # the server may have ended it
+                await ws.send(json.dumps({"type": "ack", "seq": seq}))
 
 
 def summarize(n: int, logs: list[SessionLog], seconds: float, cpu_s: float,

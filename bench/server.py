@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -31,14 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
-from dragoman.events import SAMPLE_RATE
+from dragoman.events import SAMPLE_RATE, FloatAudio
 from dragoman.web import protocol
 from dragoman.web.auth import hash_token
 
@@ -108,36 +112,52 @@ async def wait_healthy(port: int, within: float = 30.0) -> None:
     raise RuntimeError("the server did not come up")
 
 
+def pcm_frames(audio: FloatAudio, frame_s: float) -> list[bytes]:
+    step = round(frame_s * SAMPLE_RATE)
+    return [protocol.encode_pcm16(audio[i:i + step]) for i in range(0, audio.size, step)]
+
+
 def make_frames(seconds: float, frame_s: float) -> list[bytes]:
     """One session's audio as PCM16 frames (built once, shared by every session)."""
-    step = round(frame_s * SAMPLE_RATE)
     t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    audio = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    return [protocol.encode_pcm16(audio[i:i + step]) for i in range(0, audio.size, step)]
+    return pcm_frames((0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), frame_s)
+
+
+@asynccontextmanager
+async def speaker(url: str, open_timeout: float = 30.0
+                  ) -> AsyncIterator[tuple[ClientConnection, dict[str, Any]]]:
+    """A connected es->fr speaker session and the server's first reply."""
+    async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"},
+                       max_queue=None, open_timeout=open_timeout) as ws:
+        await ws.send(json.dumps({"type": "session.start", "version": 1, "source": "es",
+                                  "targets": ["fr"]}))
+        yield ws, json.loads(await ws.recv())
+
+
+async def send_paced(ws: ClientConnection, frames: list[bytes], frame_s: float,
+                     sent_at: list[float]) -> None:
+    """Send `frames` at real-time pace, noting when each left."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for index, frame in enumerate(frames):
+        delay = began + index * frame_s - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent_at.append(time.monotonic())
+        await ws.send(frame)
 
 
 async def one_session(url: str, frames: list[bytes], frame_s: float, stats: Stats,
                       measure: bool) -> None:
     step = round(frame_s * SAMPLE_RATE)
     sent_at: list[float] = []
-    async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN}"},
-                       max_queue=None, open_timeout=30) as ws:
-        await ws.send(json.dumps({"type": "session.start", "version": 1, "source": "es",
-                                  "targets": ["fr"]}))
-        first = json.loads(await ws.recv())
+    async with speaker(url) as (ws, first):
         if first.get("type") != "session.started":
             stats.errors.append(str(first.get("code")))
             return
         reader = asyncio.create_task(read(ws, step, sent_at, stats, measure))
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        for index, frame in enumerate(frames):
-            delay = began + index * frame_s - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at.append(time.monotonic())
-            await ws.send(frame)
-            stats.frames_sent += 1
+        await send_paced(ws, frames, frame_s, sent_at)
+        stats.frames_sent += len(frames)
         await ws.send(json.dumps({"type": "audio.end"}))
         await reader
     stats.sessions_completed += 1
@@ -169,7 +189,8 @@ async def read(ws: ClientConnection, step: int, sent_at: list[float], stats: Sta
             stats.latencies[kind].append(now - sent_at[index])
         if seq - acked >= 32:  # like the SDK: lets the server trim its resume buffer
             acked = seq
-            await ws.send(json.dumps({"type": "ack", "seq": seq}))
+            with contextlib.suppress(ConnectionClosed):  # the server may have ended it
+                await ws.send(json.dumps({"type": "ack", "seq": seq}))
 
 
 async def client_slot(url: str, args: argparse.Namespace, frames: list[bytes], stats: Stats,
