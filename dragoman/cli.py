@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from dragoman.errors import DragomanError
+from dragoman.runtime import prefer_passive_openmp
 
 # Subcommand modules, each exposing `register(subparsers)`; the registered parser
 # carries a `run(args) -> int` default. Listed explicitly: no import side effects.
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prefer_passive_openmp()  # before any subcommand loads a model
     parser = build_parser()
     args = parser.parse_args(argv)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]

@@ -13,6 +13,7 @@ import threading
 
 from dragoman.asr import WhisperConfig, WhisperTranscriber
 from dragoman.errors import UnsupportedLanguageError
+from dragoman.runtime import prefer_passive_openmp
 from dragoman.translate import (
     TranslationBackend,
     backend_for_pair,
@@ -59,6 +60,7 @@ class Resources:
         self._started = True
 
     def _start_sync(self) -> None:
+        prefer_passive_openmp()  # before the first native runtime loads
         self.transcriber.start()
         self.router.start()
         _ = self.watermark_key
