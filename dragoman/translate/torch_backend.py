@@ -90,7 +90,13 @@ def checkpoint_language_codes(model: str | Path) -> frozenset[str]:
 
 
 class TorchSeq2SeqBackend(SentencePieceTokens):
-    """NLLB-200 / M2M100 with a parallel-prefix decoder (PyTorch)."""
+    """NLLB-200 / M2M100 with a parallel-prefix decoder (PyTorch).
+
+    `threads`: intra-op threads. One by default: at NLLB-600M size a median canvas
+    update took 163 ms on one thread, 126 ms on two with OpenMP's default (spinning)
+    wait but 192 ms on two with the passive wait the pipeline sets
+    (`dragoman.runtime`), and one thread leaves the other core to recognition and
+    speech (bench/translate.py)."""
 
     name = "torch"
     has_scores = True
@@ -101,7 +107,7 @@ class TorchSeq2SeqBackend(SentencePieceTokens):
         *,
         device: str = "cpu",
         quantize: bool = True,
-        threads: int = 2,
+        threads: int = 1,
         max_source_tokens: int = 256,
     ) -> None:
         self.model = model
