@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -42,6 +41,8 @@ import numpy as np
 from server import (
     ROOT,
     TOKEN,
+    ack,
+    classify,
     cpu_seconds,
     free_port,
     pcm_frames,
@@ -50,12 +51,10 @@ from server import (
     speaker,
     wait_healthy,
 )
-from websockets.exceptions import ConnectionClosed
 
 from dragoman.audio import load_audio
 from dragoman.corpus import prompts
 from dragoman.events import SAMPLE_RATE, FloatAudio
-from dragoman.web import protocol
 from dragoman.web.auth import hash_token
 
 FRAME_S = 0.1
@@ -106,33 +105,20 @@ async def read(ws: Any, step: int, sent_at: list[float], log: SessionLog,
     acked = 0
     async for data in ws:
         now = time.monotonic()
-        trigger, seq = -1, 0
-        if isinstance(data, bytes):
-            fields = protocol.AUDIO_HEADER.unpack_from(data)
-            kind, seq, trigger = "audio", fields[5], fields[-1]
-        else:
-            message = json.loads(data)
-            kind, seq = message["type"], message.get("seq", 0)
-            if kind == "session.end":
-                log.drain_s = now - await ended_input
-                return
-            if kind == "error":
-                log.errors.append(message["code"])
-            elif kind == "lag":
-                stage = message["stage"]
-                log.lag_behind[stage] = max(log.lag_behind.get(stage, 0.0), message["behind"])
-                log.degraded.update(d.split(":")[0] for d in message.get("degraded", []))
-            elif kind == "source.commit" and message["committed"]:
-                trigger = round(message["committed"][-1]["end"] * SAMPLE_RATE)
-            elif kind == "translation.commit" and message["committed"]:
-                trigger = round(message["source_span"]["end"] * SAMPLE_RATE)
+        kind, seq, trigger, message = classify(data)
+        if kind == "session.end":
+            log.drain_s = now - await ended_input
+            return
+        if kind == "error" and message is not None:
+            log.errors.append(message["code"])
+        elif kind == "lag" and message is not None:
+            stage = message["stage"]
+            log.lag_behind[stage] = max(log.lag_behind.get(stage, 0.0), message["behind"])
+            log.degraded.update(d.split(":")[0] for d in message.get("degraded", []))
         index = max(0, trigger - 1) // step
         if trigger >= 0 and index < len(sent_at):
             log.latencies[kind].append((sent_at[index] - sent_at[0], now - sent_at[index]))
-        if seq - acked >= 32:
-            acked = seq
-            with contextlib.suppress(ConnectionClosed):  # the server may have ended it
-                await ws.send(json.dumps({"type": "ack", "seq": seq}))
+        acked = await ack(ws, seq, acked)
 
 
 def sustained(row: dict[str, Any]) -> bool:

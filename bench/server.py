@@ -163,34 +163,45 @@ async def one_session(url: str, frames: list[bytes], frame_s: float, stats: Stat
     stats.sessions_completed += 1
 
 
+def classify(data: str | bytes) -> tuple[str, int, int, dict[str, Any] | None]:
+    """(kind, seq, trigger, message) of a server message: `trigger` is the source sample
+    a committed event waited for (-1 for others); `message` is None for audio."""
+    if isinstance(data, bytes):  # the header only: seq and source span end
+        fields = protocol.AUDIO_HEADER.unpack_from(data)
+        return "audio", fields[5], fields[-1], None
+    message = json.loads(data)
+    kind, trigger = message["type"], -1
+    if kind == "source.commit" and message["committed"]:
+        trigger = round(message["committed"][-1]["end"] * SAMPLE_RATE)
+    elif kind == "translation.commit" and message["committed"]:
+        trigger = round(message["source_span"]["end"] * SAMPLE_RATE)
+    return kind, message.get("seq", 0), trigger, message
+
+
+async def ack(ws: ClientConnection, seq: int, acked: int) -> int:
+    """Like the SDK, ack every 32 messages so the server can trim its resume buffer."""
+    if seq - acked < 32:
+        return acked
+    with contextlib.suppress(ConnectionClosed):  # the server may have ended the session
+        await ws.send(json.dumps({"type": "ack", "seq": seq}))
+    return seq
+
+
 async def read(ws: ClientConnection, step: int, sent_at: list[float], stats: Stats,
                measure: bool) -> None:
     acked = 0
     async for data in ws:
         now = time.monotonic()
         stats.messages_received += 1
-        trigger = -1
-        if isinstance(data, bytes):  # the header only: seq and source span end
-            fields = protocol.AUDIO_HEADER.unpack_from(data)
-            kind, seq, trigger = "audio", fields[5], fields[-1]
-        else:
-            message = json.loads(data)
-            kind, seq = message["type"], message.get("seq", 0)
-            if kind == "session.end":
-                return
-            if kind == "error":
-                stats.errors.append(message["code"])
-            elif kind == "source.commit" and message["committed"]:
-                trigger = round(message["committed"][-1]["end"] * SAMPLE_RATE)
-            elif kind == "translation.commit" and message["committed"]:
-                trigger = round(message["source_span"]["end"] * SAMPLE_RATE)
+        kind, seq, trigger, message = classify(data)
+        if kind == "session.end":
+            return
+        if kind == "error" and message is not None:
+            stats.errors.append(message["code"])
         index = max(0, trigger - 1) // step
         if trigger >= 0 and measure and index < len(sent_at):
             stats.latencies[kind].append(now - sent_at[index])
-        if seq - acked >= 32:  # like the SDK: lets the server trim its resume buffer
-            acked = seq
-            with contextlib.suppress(ConnectionClosed):  # the server may have ended it
-                await ws.send(json.dumps({"type": "ack", "seq": seq}))
+        acked = await ack(ws, seq, acked)
 
 
 async def client_slot(url: str, args: argparse.Namespace, frames: list[bytes], stats: Stats,
