@@ -1,4 +1,4 @@
-"""Parallel-prefix seq2seq backend: NLLB-200 / M2M100 through PyTorch (int8 on CPU).
+"""Parallel-prefix seq2seq backend: NLLB-200 through PyTorch (int8 on CPU).
 
 CTranslate2's `Translator` forwards a forced target prefix one decoder step per token,
 so every canvas update pays for the committed and kept text again, token by token
@@ -90,13 +90,14 @@ def checkpoint_language_codes(model: str | Path) -> frozenset[str]:
 
 
 class TorchSeq2SeqBackend(SentencePieceTokens):
-    """NLLB-200 / M2M100 with a parallel-prefix decoder (PyTorch).
+    """NLLB-200 with a parallel-prefix decoder (PyTorch; any NLLB/M2M100-shaped
+    checkpoint that ships a ``tokenizer.json``).
 
-    `threads`: intra-op threads. One by default: at NLLB-600M size a median canvas
-    update took 163 ms on one thread, 126 ms on two with OpenMP's default (spinning)
-    wait but 192 ms on two with the passive wait the pipeline sets
-    (`dragoman.runtime`), and one thread leaves the other core to recognition and
-    speech (bench/translate.py)."""
+    `threads`: intra-op threads (PyTorch's setting is process-wide). One by default:
+    at NLLB-600M size a median canvas update took 163 ms on one thread, 126 ms on two
+    with OpenMP's default (spinning) wait but 192 ms on two with the passive wait the
+    pipeline sets (`dragoman.runtime`), and one thread leaves the other core to
+    recognition and speech (bench/translate.py)."""
 
     name = "torch"
     has_scores = True
