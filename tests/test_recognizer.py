@@ -140,7 +140,9 @@ def test_bad_chunk_is_rejected_and_stream_continues(whisper: Any, speech: Any) -
     assert kinds.count(SpeechStarted) == kinds.count(SpeechEnded) == 1
 
 
+@pytest.fixture(scope="module")
 def fitted_whisper() -> Any:
+    """One Whisper base with the opt-in fitted encoder window, loaded once."""
     from dragoman.asr import WhisperConfig, WhisperTranscriber
 
     return WhisperTranscriber(WhisperConfig(context_margin_s=3.0))
@@ -151,29 +153,30 @@ def fitted_whisper() -> Any:
     [("en", "demo-enterkeywords"), ("es", "vm-passchanged"), ("fr", "conf-noempty")],
 )
 def test_fitted_encoder_window_hears_what_the_full_window_hears(
-    whisper: Any, speech: Any, language: str, prompt_id: str
+    whisper: Any, fitted_whisper: Any, speech: Any, language: str, prompt_id: str
 ) -> None:
     """The fitted window encodes only the clip plus a margin; the text is close to what
     the padded 30 s window gives on real speech (characters: one short clip's word error
     rate jumps on a split word; bench/asr.py compares WER over the corpus)."""
     assert whisper.config.context_margin_s is None  # the shared fixture: the full window
     item, clip = speech.clip(language, prompt_id)
-    fitted = fitted_whisper()
-    fitted_text = normalize_text(join_words(fitted.transcribe(clip, language=language).words))
+    fitted_text = normalize_text(
+        join_words(fitted_whisper.transcribe(clip, language=language).words)
+    )
     full_text = normalize_text(join_words(whisper.transcribe(clip, language=language).words))
     reference = normalize_text(item.text)
     assert jiwer.cer(reference, fitted_text) <= jiwer.cer(reference, full_text) + 0.15
     assert jiwer.cer(full_text, fitted_text) <= 0.15, (fitted_text, full_text)
 
 
-def test_a_looping_fitted_decode_is_redone_with_the_full_window() -> None:
+def test_a_looping_fitted_decode_is_redone_with_the_full_window(fitted_whisper: Any) -> None:
     """On this 3 s clip Whisper base loops ("... phone system" x9) when it sees the clip
     plus 3 s; the transcriber notices (compression ratio) and decodes it again."""
     from dragoman.audio import load_audio
     from dragoman.corpus import prompts
 
     item = next(p for p in prompts("en") if p.text.lower().startswith("weasels"))
-    words = fitted_whisper().transcribe(load_audio(item.path), language="en").words
+    words = fitted_whisper.transcribe(load_audio(item.path), language="en").words
     heard = normalize_text(join_words(words))
     assert len(heard.split()) <= len(normalize_text(item.text).split()) + 1, heard
     assert jiwer.wer(normalize_text(item.text), heard) <= 0.34, heard
@@ -185,6 +188,7 @@ def test_encoder_window_is_the_clip_plus_margin() -> None:
     assert _encoder_frames(2 * SAMPLE_RATE, 3.0) == 500
     assert _encoder_frames(SAMPLE_RATE // 3, 3.0) % 2 == 0  # the encoder's stride
     assert _encoder_frames(40 * SAMPLE_RATE, 3.0) == 3000  # never past Whisper's window
+    assert _encoder_frames(2 * SAMPLE_RATE, 3.0, min_window_s=12.0) == 1200  # the floor
 
 
 class SkippingTranscriber:

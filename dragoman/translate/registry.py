@@ -111,31 +111,35 @@ def available_pairs() -> dict[tuple[str, str], str]:
     return {pair: "apertium" for pair in sorted(_apertium_pairs())}
 
 
+def _route(source_lang: str, target_lang: str) -> tuple[str, str | None] | None:
+    """(backend name, neural model or None) for a direct pair here, or None."""
+    src, tgt = normalize_language(source_lang), normalize_language(target_lang)
+    if src == tgt:
+        return None
+    installed = installed_neural_model()
+    if installed is not None and {src, tgt} <= _neural_codes(*installed):
+        return installed[1], installed[0]
+    if (src, tgt) in _apertium_pairs():
+        return "apertium", None
+    return None
+
+
 def can_translate(source_lang: str, target_lang: str) -> str | None:
     """The backend name that would translate this direct pair here, or None.
 
     Prefers an installed neural model (NLLB-200 / M2M100, `NEURAL_MODELS` order), then
     Apertium.
     """
-    src, tgt = normalize_language(source_lang), normalize_language(target_lang)
-    if src == tgt:
-        return None
-    installed = installed_neural_model()
-    if installed is not None and {src, tgt} <= _neural_codes(*installed):
-        return installed[1]
-    if (src, tgt) in _apertium_pairs():
-        return "apertium"
-    return None
+    route = _route(source_lang, target_lang)
+    return route[0] if route is not None else None
 
 
 def backend_for_pair(source_lang: str, target_lang: str) -> TranslationBackend:
     """A (not yet started) backend for a pair, or a clear error naming the fix."""
-    name = can_translate(source_lang, target_lang)
-    installed = installed_neural_model()
-    if installed is not None and name == installed[1]:
-        return create_backend(name, model=installed[0])
-    if name is not None:
-        return create_backend(name)
+    route = _route(source_lang, target_lang)
+    if route is not None:
+        name, model = route
+        return create_backend(name, model=model) if model is not None else create_backend(name)
     src, tgt = normalize_language(source_lang), normalize_language(target_lang)
     if src == tgt:
         raise UnsupportedLanguageError(f"source and target are both {src!r}")
