@@ -99,7 +99,6 @@ class EspeakBackend:
     def __init__(self, config: EspeakConfig | None = None) -> None:
         self.config = config or EspeakConfig()
         self._lib: ctypes.CDLL | None = None
-        self._tmp: Path | None = None
         self._rate = 22_050
         self._lock = threading.Lock()
         self._tags: dict[str, str] = {}
@@ -126,10 +125,16 @@ class EspeakBackend:
             if self._lib is not None:
                 return
             library, data = self._paths()
+            # A private copy gives this synthesizer its own instance of espeak-ng's
+            # global state. Once loaded, the file is not needed: removing it at once
+            # leaves nothing behind even if the process is killed.
             tmp = Path(tempfile.mkdtemp(prefix="dragoman-espeak-"))
-            private = tmp / library.name
-            shutil.copy(library, private)
-            lib = ctypes.cdll.LoadLibrary(str(private))
+            try:
+                private = tmp / library.name
+                shutil.copy(library, private)
+                lib = ctypes.cdll.LoadLibrary(str(private))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
             lib.espeak_Initialize.restype = ctypes.c_int
             lib.espeak_Initialize.argtypes = [
                 ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int
@@ -138,7 +143,6 @@ class EspeakBackend:
                 _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data).encode(), 0
             )
             if rate <= 0:
-                shutil.rmtree(tmp, ignore_errors=True)
                 raise BackendError(f"espeak-ng failed to initialize with data at {data}")
             lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
             lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
@@ -148,7 +152,7 @@ class EspeakBackend:
             ]
             lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoiceStruct))
             lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
-            self._lib, self._tmp, self._rate = lib, tmp, rate
+            self._lib, self._rate = lib, rate
             self._tags = self._list_tags(lib)
             logger.info("espeak-ng ready: %d languages at %d Hz", len(self._tags), rate)
 
@@ -159,9 +163,6 @@ class EspeakBackend:
                 if terminate is not None:
                     terminate()
             self._lib = None
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                self._tmp = None
 
     @staticmethod
     def _list_tags(lib: ctypes.CDLL) -> dict[str, str]:
