@@ -69,7 +69,7 @@ async def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, require_auth=not args.no_auth,
         allowed_origins=tuple(args.allow_origin), idle_timeout_s=args.idle_timeout,
         max_session_s=args.max_session, resume_grace_s=args.resume_grace,
-        max_message_bytes=args.max_message_bytes)
+        max_message_bytes=args.max_message_bytes, watermarked=not args.stand_in)
     keys = KeyStore.load(args.keys)
     resources = None
     factory: PipelineFactory

@@ -34,6 +34,10 @@ class ServerConfig:
     drain_timeout_s: on shutdown, how long speakers' pipelines get to flush.
     static_dir: directory served over plain HTTP at `/` (None: no static files).
     service_id: 16-bit deployment id carried in the watermark payload.
+    watermarked: whether the pipelines this server drives watermark their speech (the
+        real pipeline always does; the no-ML stand-in does not). Announced to clients as
+        `output.watermark` in `session.started`: a client shows a watermark badge only
+        when the server says so.
     """
 
     host: str = "127.0.0.1"
@@ -54,6 +58,7 @@ class ServerConfig:
     drain_timeout_s: float = 15.0
     static_dir: Path | None = STATIC_DIR
     service_id: int = 0x0D6A
+    watermarked: bool = True
 
     def __post_init__(self) -> None:
         if self.max_message_bytes < 1024:
