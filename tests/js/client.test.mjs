@@ -2,7 +2,7 @@
 // refusals, and resume with re-sending of the audio the server did not receive.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DragomanSession } from '../../dragoman/web/static/lib/client.js';
+import { DragomanError, DragomanSession, endProblem } from '../../dragoman/web/static/lib/client.js';
 import { encodeAudioFrame } from '../../dragoman/web/static/lib/protocol.js';
 
 /** @type {FakeSocket[]} */
@@ -121,5 +121,30 @@ test('resumes after a drop and re-sends only the audio the server missed', async
   sockets[1].deliver(frame(3)); // replay of what we had: dropped
   sockets[1].deliver(frame(4));
   assert.deepEqual(audio, [2, 3, 4]);
+  s.close();
+});
+
+test('endProblem: what the user is told when a session ends', () => {
+  assert.equal(endProblem({ reason: 'completed' }), null);
+  assert.equal(endProblem({ reason: 'client_closed' }), null);
+  assert.deepEqual(endProblem({ reason: 'server_shutdown' }),
+    { code: 'server_shutdown', message: 'The server is shutting down.' });
+  const gone = endProblem({ error: new DragomanError('client.server_gone', 'the server went away') });
+  assert.equal(gone?.code, 'client.server_gone');
+  assert.match(gone?.message ?? '', /The server went away/);
+});
+
+test('the badge comes from session.started, not from audio arriving', async () => {
+  sockets = [];
+  server = (ws, m) => {
+    if (m.type === 'session.start') {
+      ws.deliver(JSON.stringify({ type: 'session.started', seq: 1, session_id: 's_2', resume_token: 'rt',
+        output: { encoding: 'pcm_s16le', watermark: false } }));
+    }
+  };
+  const s = session();
+  assert.equal(s.badge.watermarked, false);
+  await s.open();
+  assert.deepEqual(s.badge, { watermarked: false, text: 'AI voice · not watermarked' });
   s.close();
 });

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AUDIO_HEADER_BYTES, CaptionTrack, describeError, encodeAudioFrame, parseAudioFrame,
-  resumeMessage, startMessage,
+  AUDIO_HEADER_BYTES, CaptionTrack, LANGUAGES, describeError, encodeAudioFrame, parseAudioFrame,
+  resumeMessage, startMessage, watermarkBadge,
 } from '../../dragoman/web/static/lib/protocol.js';
 
 // dragoman.web.protocol.audio_header(AudioChunk('fr', [0, .5, -.5, 1, -1], 24000, pts=123456,
@@ -94,4 +94,20 @@ test('every protocol v1 error code has a readable message', () => {
   for (const code of codes) assert.doesNotMatch(describeError(code), /^Error \(/, code);
   assert.match(describeError('client.mic_denied'), /Microphone access was denied/);
   assert.equal(describeError('brand_new', 'detail'), 'Error (brand_new): detail');
+});
+
+test('the watermark badge follows what the server announced in session.started', () => {
+  assert.deepEqual(watermarkBadge({ type: 'session.started', output: { encoding: 'pcm_s16le', watermark: true } }),
+    { watermarked: true, text: 'AI voice · watermarked' });
+  // The stand-in server says false; a server that says nothing is not taken at its word.
+  for (const started of [{ output: { watermark: false } }, { output: {} }, {}, null]) {
+    assert.deepEqual(watermarkBadge(started), { watermarked: false, text: 'AI voice · not watermarked' });
+  }
+});
+
+test('one language list for the page and the extension options', () => {
+  const codes = LANGUAGES.map(([code]) => code);
+  assert.equal(new Set(codes).size, codes.length);
+  for (const code of ['es', 'fr', 'en']) assert.ok(codes.includes(code));
+  assert.ok(Object.isFrozen(LANGUAGES));
 });

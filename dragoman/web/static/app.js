@@ -1,16 +1,10 @@
 // The Dragoman web client: microphone -> server (protocol v1) -> live captions and
 // translated speech. UI only; protocol and audio code live in ./lib (shared with the
 // meeting extension).
-import { CaptionTrack, describeError } from './lib/protocol.js';
-import { DragomanError, DragomanSession } from './lib/client.js';
+import { CaptionTrack, LANGUAGES, STATE_LABELS, describeError } from './lib/protocol.js';
+import { DragomanError, DragomanSession, endProblem } from './lib/client.js';
 import { LatencyMeter, Player, startCapture } from './lib/audio.js';
 import { renderTrack } from './lib/captions.js';
-
-const LANGUAGES = [
-  ['es', 'Spanish'], ['fr', 'French'], ['en', 'English'], ['it', 'Italian'], ['pt', 'Portuguese'],
-  ['ca', 'Catalan'], ['de', 'German'], ['nl', 'Dutch'], ['pl', 'Polish'], ['ja', 'Japanese'],
-  ['zh', 'Chinese'], ['hi', 'Hindi'],
-];
 
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
@@ -41,6 +35,8 @@ const state = {
   audioFrames: 0, audioStarted: 0, latency: new LatencyMeter(), playback: {},
   source: new CaptionTrack({ kind: 'source' }), target: new CaptionTrack({ kind: 'translation' }),
   sessionId: '', reconnects: 0, endReason: '',
+  /** What the server said about its speech (session.started output.watermark). */
+  watermark: /** @type {{watermarked: boolean, text: string} | null} */ (null),
   /** @type {DragomanSession | null} */ session: null,
 };
 Object.defineProperty(window, 'dragoman', { value: state });
@@ -55,18 +51,18 @@ function setStatus(text, stateName) {
   state.status = stateName;
 }
 
-/** @param {string} code @param {string} [detail] */
-function showError(code, detail) {
-  state.error = { code, message: describeError(code, detail) };
+/** @param {string} code @param {string} [detail] @param {string} [message] */
+function showError(code, detail, message) {
+  state.error = { code, message: message ?? describeError(code, detail) };
   ui.error.textContent = state.error.message;
   ui.error.dataset.code = code;
   ui.error.hidden = false;
 }
 
-/** @param {string} text */
+/** A notice takes a row reserved for it: showing one never moves the captions. @param {string} text */
 function showNotice(text) {
   ui.notice.textContent = text;
-  ui.notice.hidden = !text;
+  ui.notice.classList.toggle('empty', !text);
 }
 
 function render() {
@@ -97,6 +93,8 @@ async function start() {
   state.source = new CaptionTrack({ kind: 'source' });
   state.target = new CaptionTrack({ kind: 'translation', language: target });
   state.latency = new LatencyMeter();
+  state.watermark = null;
+  ui.watermark.hidden = true;
   ui.sourceCaptions.replaceChildren();
   ui.targetCaptions.replaceChildren();
   ui.sourceLabel.textContent = source === 'auto' ? '' : `(${source})`;
@@ -128,8 +126,7 @@ async function start() {
   session.addEventListener('state', (e) => {
     const { state: s, reconnects } = /** @type {CustomEvent} */ (e).detail;
     state.reconnects = reconnects;
-    const labels = { connecting: 'Connecting…', open: 'Live', reconnecting: 'Reconnecting…', ended: 'Ended', failed: 'Stopped' };
-    setStatus(/** @type {any} */ (labels)[s] || s, s);
+    setStatus(/** @type {Record<string, string>} */ (STATE_LABELS)[s] || s, s);
     if (s === 'reconnecting') showNotice(describeError('client.connection_lost'));
     if (s === 'open' && reconnects) showNotice(`Reconnected; the session resumed (${reconnects}×).`);
   });
@@ -146,17 +143,15 @@ async function start() {
     const frame = /** @type {CustomEvent} */ (e).detail;
     if (frame.language !== target || !running) return;
     state.audioFrames += 1;
-    ui.watermark.hidden = false;
+    if (!state.watermark) showBadge(session.badge);
     state.latency.queued(frame.seq, frame.sourceEnd, frame.language);
     running.player.push(frame);
   });
   session.addEventListener('end', (e) => {
     const d = /** @type {CustomEvent} */ (e).detail;
-    if (d.error) showError(d.error.code, d.error.message);
-    else {
-      state.endReason = d.reason;
-      if (d.reason !== 'completed' && d.reason !== 'client_closed') showError(d.reason);
-    }
+    if (!d.error) state.endReason = d.reason;
+    const problem = endProblem(d);
+    if (problem) showError(problem.code, undefined, problem.message);
     stopAudio();
     reset();
   });
@@ -197,6 +192,21 @@ async function start() {
     await ctx.close();
     reset();
   }
+}
+
+/**
+ * The badge next to the status: it claims the watermark only when the server announced
+ * it (session.started output.watermark); otherwise it says the voice is not marked.
+ * @param {{watermarked: boolean, text: string}} badge
+ */
+function showBadge(badge) {
+  state.watermark = badge;
+  ui.watermark.textContent = badge.text;
+  ui.watermark.dataset.watermarked = String(badge.watermarked);
+  ui.watermark.title = badge.watermarked
+    ? "Every translated sample carries this server's inaudible, keyed watermark"
+    : 'This server did not say that its synthesized voice is watermarked';
+  ui.watermark.hidden = false;
 }
 
 function stopAudio() {

@@ -77,6 +77,12 @@ export async function startCapture(ctx, stream, onFrame) {
  * were captured, and measures, for each translated chunk, the time from the end of the
  * source speech it translates (`sourceEnd`) leaving the capture to its first sample
  * playing. Both ends are read on the same AudioContext clock.
+ *
+ * A phrase is synthesized into several chunks that share one `sourceEnd` and play back
+ * to back: only the first of them says when the translation of those source words
+ * started to play (the others start later by the length of the phrase so far). The
+ * read-out (`samples`, `summary()`) counts that first chunk per source span; `log` keeps
+ * every chunk, with `first` set on those.
  */
 export class LatencyMeter {
   /** @param {{keepSeconds?: number}} [o] */
@@ -88,8 +94,10 @@ export class LatencyMeter {
     this.pending = new Map();
     /** @type {number[]} seconds */
     this.samples = [];
-    /** @type {{id: number, sourceEnd: number, latency: number}[]} */
+    /** @type {{id: number, sourceEnd: number, latency: number, first: boolean}[]} */
     this.log = [];
+    /** @type {Map<string, number>} sourceEnd of the last chunk started, per language */
+    this.lastEnd = new Map();
   }
 
   /** @param {number} index @param {number} length @param {number} time */
@@ -125,17 +133,19 @@ export class LatencyMeter {
     const chunk = this.pending.get(id);
     this.pending.delete(id);
     if (!chunk) return null;
+    const first = this.lastEnd.get(chunk.language) !== chunk.sourceEnd;
+    this.lastEnd.set(chunk.language, chunk.sourceEnd);
     const at = this.captureTime(chunk.sourceEnd);
     if (at === null) return null;
     const latency = time - at;
-    this.samples.push(latency);
-    this.log.push({ id, sourceEnd: chunk.sourceEnd, latency });
+    if (first) this.samples.push(latency);
+    this.log.push({ id, sourceEnd: chunk.sourceEnd, latency, first });
     if (this.samples.length > 500) this.samples.shift();
     if (this.log.length > 500) this.log.shift();
     return latency;
   }
 
-  /** @returns {{last: number | null, median: number | null, count: number}} */
+  /** Over the first chunk of each source span. @returns {{last: number | null, median: number | null, count: number}} */
   summary() {
     const s = [...this.samples].sort((a, b) => a - b);
     return {

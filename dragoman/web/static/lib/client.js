@@ -1,7 +1,9 @@
 // A protocol v1 session over a browser WebSocket: start, audio frames, events, acks,
 // and resume after a dropped connection (re-sending the audio the server missed).
 // Shared by the web page and the extension's offscreen document; no DOM access.
-import { PROTOCOL_VERSION, parseAudioFrame, resumeMessage, startMessage } from './protocol.js';
+import {
+  PROTOCOL_VERSION, describeError, parseAudioFrame, resumeMessage, startMessage, watermarkBadge,
+} from './protocol.js';
 
 /** A refusal or failure with a protocol error code (client codes start with "client."). */
 export class DragomanError extends Error {
@@ -56,6 +58,11 @@ export class DragomanSession extends EventTarget {
     this.closedByUs = false;
     this.reconnects = 0;
     this.ended = false;
+  }
+
+  /** What the server said about its speech's watermark (session.started). */
+  get badge() {
+    return watermarkBadge(this.info);
   }
 
   /** @param {string} type @param {unknown} detail */
@@ -333,6 +340,20 @@ export class DragomanSession extends EventTarget {
   dropConnection() {
     this.ws?.close(4000, 'simulated drop');
   }
+}
+
+/**
+ * The problem to show for a session's 'end' event: a fatal error, or an abnormal
+ * `session.end` reason; null when the session ended normally.
+ * @param {{reason?: string, error?: DragomanError}} detail
+ * @returns {{code: string, message: string} | null}
+ */
+export function endProblem(detail) {
+  if (detail.error) {
+    return { code: detail.error.code, message: describeError(detail.error.code, detail.error.message) };
+  }
+  if (!detail.reason || detail.reason === 'completed' || detail.reason === 'client_closed') return null;
+  return { code: detail.reason, message: describeError(detail.reason) };
 }
 
 /** @param {number} ms */

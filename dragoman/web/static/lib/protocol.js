@@ -43,6 +43,11 @@ export const ERROR_MESSAGES = Object.freeze({
   'client.audio_unsupported': 'This browser cannot process audio here (AudioWorklet is missing).',
 });
 
+/** Session states (DragomanSession 'state' events) as shown to the user. */
+export const STATE_LABELS = Object.freeze({
+  connecting: 'Connecting…', open: 'Live', reconnecting: 'Reconnecting…', ended: 'Ended', failed: 'Stopped',
+});
+
 /**
  * The text to show for an error code (the server's own message is added when given).
  * @param {string} code
@@ -53,6 +58,26 @@ export function describeError(code, detail) {
   const known = /** @type {Record<string, string>} */ (ERROR_MESSAGES)[code];
   if (!known) return detail ? `Error (${code}): ${detail}` : `Error (${code}).`;
   return known;
+}
+
+/** Languages offered by the page and the extension's options (code, English name). */
+export const LANGUAGES = Object.freeze([
+  ['es', 'Spanish'], ['fr', 'French'], ['en', 'English'], ['it', 'Italian'], ['pt', 'Portuguese'],
+  ['ca', 'Catalan'], ['de', 'German'], ['nl', 'Dutch'], ['pl', 'Polish'], ['ja', 'Japanese'],
+  ['zh', 'Chinese'], ['hi', 'Hindi'],
+]);
+
+/**
+ * What to say about the translated voice, from what the server announced in
+ * `session.started` (`output.watermark`): a badge claims the watermark only when the
+ * server says its speech carries it (the stand-in server's does not; an older server
+ * that does not say is not trusted either).
+ * @param {Record<string, any> | null | undefined} started  the `session.started` message
+ * @returns {{watermarked: boolean, text: string}}
+ */
+export function watermarkBadge(started) {
+  const watermarked = started?.output?.watermark === true;
+  return { watermarked, text: watermarked ? 'AI voice · watermarked' : 'AI voice · not watermarked' };
 }
 
 /**
