@@ -13,9 +13,13 @@ import { loadSettings } from './settings.js';
 
 const OFFSCREEN = 'offscreen.html';
 
-async function ensureOffscreen() {
+async function hasOffscreen() {
   const contexts = await chrome.runtime.getContexts({ contextTypes: ['OFFSCREEN_DOCUMENT'] });
-  if (contexts.length) return;
+  return contexts.length > 0;
+}
+
+async function ensureOffscreen() {
+  if (await hasOffscreen()) return;
   await chrome.offscreen.createDocument({
     url: OFFSCREEN,
     reasons: ['USER_MEDIA', 'AUDIO_PLAYBACK'],
@@ -63,12 +67,25 @@ async function startMicrophone() {
   return chrome.runtime.sendMessage({ to: 'offscreen', cmd: 'mic', settings });
 }
 
+async function stopMicrophone() {
+  if (!(await hasOffscreen())) return { ok: true };
+  return chrome.runtime.sendMessage({ to: 'offscreen', cmd: 'mic-stop' });
+}
+
+/** @returns {Promise<{ok: boolean, active: boolean, status?: any}>} */
+async function microphoneStatus() {
+  if (!(await hasOffscreen())) return { ok: true, active: false };
+  return chrome.runtime.sendMessage({ to: 'offscreen', cmd: 'mic-status' });
+}
+
 chrome.runtime.onMessage.addListener((message, _sender, sendResponse) => {
   if (message?.to !== 'background') return false;
   const run = async () => {
     if (message.cmd === 'start') return startTranslation(message.tabId, { mode: message.mode });
     if (message.cmd === 'stop') return stopTranslation(message.tabId);
     if (message.cmd === 'mic') return startMicrophone();
+    if (message.cmd === 'mic-stop') return stopMicrophone();
+    if (message.cmd === 'mic-status') return microphoneStatus();
     return null;
   };
   run().then((r) => sendResponse({ ok: true, result: r ?? null }),
@@ -77,4 +94,4 @@ chrome.runtime.onMessage.addListener((message, _sender, sendResponse) => {
 });
 
 // For automation (tests) and the console: start/stop without the popup.
-Object.assign(globalThis, { startTranslation, stopTranslation, startMicrophone });
+Object.assign(globalThis, { startTranslation, stopTranslation, startMicrophone, stopMicrophone, microphoneStatus });

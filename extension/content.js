@@ -18,6 +18,7 @@
   /** @type {Map<HTMLMediaElement, number>} */
   const volumes = new Map();
   const lib = (/** @type {string} */ name) => import(chrome.runtime.getURL(`lib/${name}`));
+  const DUCK_GAIN = 0.2; // as in offscreen.js: the page's media while the translation speaks
 
   function overlay() {
     if (view) return view;
@@ -40,12 +41,13 @@
     return view;
   }
 
-  /** @param {any} status */
-  function statusText(status) {
+  /** @param {any} status @param {Record<string, string>} labels */
+  function statusText(status, labels) {
     if (status.error) return status.error.message;
-    const parts = [{ connecting: 'connecting…', open: 'live', reconnecting: 'reconnecting…', ended: 'ended', failed: 'stopped' }[/** @type {string} */ (status.state)] || status.state];
+    const parts = [labels[status.state] || status.state];
     if (status.latency != null) parts.push(`voice ${status.latency.toFixed(1)} s behind`);
-    if (status.watermarked) parts.push('AI voice · watermarked');
+    if (status.badge) parts.push(status.badge); // as announced by the server
+    if (status.ducked) parts.push('meeting audio lowered');
     if (status.notice) parts.push(status.notice);
     return parts.join(' · ');
   }
@@ -54,16 +56,16 @@
   async function onPortMessage(m) {
     if (m.type === 'captions') {
       const v = overlay();
-      const { renderTrack } = await lib('captions.js');
+      const [{ renderTrack }, { STATE_LABELS }] = await Promise.all([lib('captions.js'), lib('protocol.js')]);
       renderTrack(v.target, { lines: m.target }, { maxLines: 2 });
       renderTrack(v.source, { lines: m.source }, { maxLines: 1 });
-      v.status.textContent = statusText(m.status);
+      v.status.textContent = statusText(m.status, STATE_LABELS);
       v.status.classList.toggle('error', Boolean(m.status.error));
     } else if (m.type === 'playing' && grab) {
       // Ducking in element mode: lower the page's media while the translation speaks.
       for (const el of grab.elements) {
         if (!volumes.has(el)) volumes.set(el, el.volume);
-        el.volume = m.playing && m.duck ? 0.2 * (volumes.get(el) ?? 1) : (volumes.get(el) ?? 1);
+        el.volume = m.playing && m.duck ? DUCK_GAIN * (volumes.get(el) ?? 1) : (volumes.get(el) ?? 1);
       }
     }
   }

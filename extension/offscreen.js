@@ -3,8 +3,11 @@
 // content script over its port; translated speech plays here, with the tab's own audio
 // ducked while it speaks.
 import { CaptionTrack, describeError } from './lib/protocol.js';
-import { DragomanSession } from './lib/client.js';
+import { DragomanSession, endProblem } from './lib/client.js';
 import { LatencyMeter, Player, startCapture } from './lib/audio.js';
+
+/** Gain of the meeting's own audio while the translation speaks (ducking). */
+const DUCK_GAIN = 0.2;
 
 /** Seconds on a clock shared by every context of this machine. */
 const wallSeconds = () => (performance.timeOrigin + performance.now()) / 1000;
@@ -84,15 +87,13 @@ async function start(tabId, settings, mode, streamId) {
     const frame = /** @type {CustomEvent} */ (e).detail;
     if (frame.language !== settings.target) return;
     run.latency.queued(frame.seq, frame.sourceEnd, frame.language);
-    run.status.watermarked = true;
+    // What the server announced in session.started, not an assumption.
+    run.status.badge = session.badge.text;
     player.push(frame);
   });
   session.addEventListener('end', (e) => {
-    const d = /** @type {CustomEvent} */ (e).detail;
-    if (d.error) run.status.error = { code: d.error.code, message: describeError(d.error.code, d.error.message) };
-    else if (d.reason !== 'completed' && d.reason !== 'client_closed') {
-      run.status.error = { code: d.reason, message: describeError(d.reason) };
-    }
+    const problem = endProblem(/** @type {CustomEvent} */ (e).detail);
+    if (problem) run.status.error = problem;
     publish(run);
   });
   player.addEventListener('started', (e) => {
@@ -101,10 +102,13 @@ async function start(tabId, settings, mode, streamId) {
   });
   player.addEventListener('stats', (e) => {
     const s = /** @type {CustomEvent} */ (e).detail;
-    if (run.duckEnabled) duck.gain.setTargetAtTime(s.playing ? 0.2 : 1, c.currentTime, 0.05);
+    if (run.duckEnabled) duck.gain.setTargetAtTime(s.playing ? DUCK_GAIN : 1, c.currentTime, 0.05);
     if (s.playing !== run.status.playing) {
       run.status.playing = s.playing;
+      run.status.ducked = run.duckEnabled && s.playing;
+      if (run.status.ducked) run.status.duckedEver = true;
       run.port?.postMessage({ type: 'playing', playing: s.playing, duck: run.duckEnabled });
+      publish(run);
     }
   });
 
@@ -114,13 +118,22 @@ async function start(tabId, settings, mode, streamId) {
     const err = /** @type {any} */ (error);
     run.status.error = { code: err.code, message: describeError(err.code, err.message) };
     publish(run);
+    await stop(tabId);
     return { ok: false, error: run.status.error };
   }
   if (mode === 'tab') {
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: /** @type {any} */ ({ mandatory: { chromeMediaSource: 'tab', chromeMediaSourceId: streamId } }),
-      video: false,
-    });
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: /** @type {any} */ ({ mandatory: { chromeMediaSource: 'tab', chromeMediaSourceId: streamId } }),
+        video: false,
+      });
+    } catch (error) {
+      run.status.error = { code: 'client.capture_failed', message: `Cannot capture this tab's audio: ${error}` };
+      publish(run);
+      await stop(tabId);
+      return { ok: false, error: run.status.error };
+    }
     run.stream = stream;
     // Capturing a tab silences it for the user: route it back out, through the ducker.
     c.createMediaStreamSource(stream).connect(duck);
@@ -145,12 +158,12 @@ async function stop(tabId) {
   run.stream?.getTracks().forEach((t) => t.stop());
 }
 
-/** @type {{session: DragomanSession, stream: MediaStream, capture: any} | null} */
+/** @type {{session: DragomanSession, stream: MediaStream, capture: any, status: Record<string, any>} | null} */
 let mic = null;
 
 /** Publish the user's microphone as a speaker in a Dragoman room. @param {any} settings */
 async function startMic(settings) {
-  if (mic) return { ok: true };
+  if (mic) return { ok: true, sessionId: mic.session.info?.session_id };
   if (!settings.room) return { ok: false, error: 'set a room in the options first' };
   const c = context();
   let stream;
@@ -161,7 +174,7 @@ async function startMic(settings) {
   }
   const session = new DragomanSession({
     url: settings.server, token: settings.token || undefined,
-    start: { source: settings.micSource, targets: [], room: settings.room, role: 'speaker', name: 'me' },
+    start: { source: settings.micSource, targets: [], room: settings.room, role: 'speaker', name: settings.name || undefined },
   });
   try {
     await session.open();
@@ -170,8 +183,26 @@ async function startMic(settings) {
     const err = /** @type {any} */ (error);
     return { ok: false, error: describeError(err.code, err.message) };
   }
+  await c.resume();
   const capture = await startCapture(c, stream, (frame) => session.sendFrame(frame.pcm));
-  mic = { session, stream, capture };
+  const run = { session, stream, capture, status: { state: 'open', room: settings.room, error: null } };
+  mic = run;
+  session.addEventListener('state', (e) => { run.status.state = /** @type {CustomEvent} */ (e).detail.state; });
+  session.addEventListener('end', (e) => {
+    run.status.error = endProblem(/** @type {CustomEvent} */ (e).detail);
+    if (mic === run) stopMic();
+  });
+  return { ok: true, sessionId: session.info?.session_id };
+}
+
+/** Stop publishing the microphone. */
+function stopMic() {
+  if (!mic) return { ok: true };
+  const { session, stream, capture } = mic;
+  mic = null;
+  capture.stop();
+  stream.getTracks().forEach((t) => t.stop());
+  session.close();
   return { ok: true };
 }
 
@@ -202,6 +233,8 @@ chrome.runtime.onMessage.addListener((message, _sender, sendResponse) => {
     if (message.cmd === 'start') return start(message.tabId, message.settings, message.mode, message.streamId);
     if (message.cmd === 'stop') return stop(message.tabId);
     if (message.cmd === 'mic') return startMic(message.settings);
+    if (message.cmd === 'mic-stop') return stopMic();
+    if (message.cmd === 'mic-status') return { ok: true, active: Boolean(mic), status: mic?.status ?? null };
     return null;
   };
   run().then((r) => sendResponse(r ?? { ok: true }), (e) => sendResponse({ ok: false, error: String(e?.message || e) }));

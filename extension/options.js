@@ -1,19 +1,17 @@
 // Options page: server URL, token, languages, ducking, room for the microphone.
+import { LANGUAGES } from './lib/protocol.js';
 import { loadSettings, saveSettings } from './settings.js';
 
-const LANGUAGES = ['auto', 'es', 'fr', 'en', 'it', 'pt', 'ca', 'de', 'nl', 'pl', 'ja', 'zh', 'hi'];
 /** @param {string} id @returns {any} */
 const $ = (id) => document.getElementById(id);
 
 for (const id of ['source', 'target', 'micSource']) {
-  for (const code of LANGUAGES) {
-    if (id === 'target' && code === 'auto') continue;
-    $(id).add(new Option(code === 'auto' ? 'detect' : code, code));
-  }
+  if (id !== 'target') $(id).add(new Option('Detect', 'auto'));
+  for (const [code, name] of LANGUAGES) $(id).add(new Option(`${name} (${code})`, code));
 }
 $('origin').textContent = location.origin;
 const s = await loadSettings();
-for (const key of ['server', 'token', 'source', 'target', 'room', 'micSource']) $(key).value = /** @type {any} */ (s)[key];
+for (const key of ['server', 'token', 'source', 'target', 'room', 'micSource', 'name']) $(key).value = /** @type {any} */ (s)[key];
 $('speak').checked = s.speak;
 $('duck').checked = s.duck;
 
@@ -22,6 +20,7 @@ $('form').addEventListener('submit', async (/** @type {Event} */ event) => {
   await saveSettings({
     server: $('server').value.trim(), token: $('token').value.trim(), source: $('source').value,
     target: $('target').value, room: $('room').value.trim(), micSource: $('micSource').value,
+    name: $('name').value.trim(),
     speak: $('speak').checked, duck: $('duck').checked,
   });
   $('saved').textContent = 'Saved.';

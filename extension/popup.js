@@ -19,7 +19,11 @@ async function send(message) {
   else window.close();
 }
 
+const micStatus = await chrome.runtime.sendMessage({ to: 'background', cmd: 'mic-status' });
+const micActive = Boolean(micStatus?.result?.active);
+if (micActive) $('mic').textContent = `Stop translating my microphone (room ${micStatus.result.status?.room ?? ''})`;
+
 $('tab').onclick = () => send({ cmd: 'start', mode: 'tab' });
 $('element').onclick = () => send({ cmd: 'start', mode: 'element' });
-$('mic').onclick = () => send({ cmd: 'mic' });
+$('mic').onclick = () => send({ cmd: micActive ? 'mic-stop' : 'mic' });
 $('stop').onclick = () => send({ cmd: 'stop' });

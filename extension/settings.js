@@ -11,12 +11,13 @@
  * @property {boolean} speak     play the translated voice (off: captions only)
  * @property {string} room       Dragoman room for "translate my microphone for the others"
  * @property {string} micSource  the language the user speaks
+ * @property {string} name       how the others in the room see the user's speech labelled
  */
 
 /** @type {Settings} */
 export const DEFAULTS = {
   server: 'ws://127.0.0.1:8765/v1', token: '', source: 'auto', target: 'en', duck: true,
-  speak: true, room: '', micSource: 'auto',
+  speak: true, room: '', micSource: 'auto', name: '',
 };
 
 /** @returns {Promise<Settings>} */
