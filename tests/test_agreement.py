@@ -59,6 +59,28 @@ def test_committed_words_are_not_committed_twice() -> None:
     assert agreement.insert(shifted) == [] and agreement.tentative == ()
 
 
+def test_words_said_again_later_are_new_words() -> None:
+    # Asterisk's conf-adminmenu-menu8: "... 2 to kick all non administrator users,
+    # 3 to mute all non administrator users ...". Streaming once dropped everything
+    # up to the second "non administrator users", taking it for the committed one.
+    agreement = LocalAgreement()
+    first = words("2 to kick all non administrator users")
+    agreement.insert(first)
+    agreement.insert(first)
+    assert texts(agreement.committed)[-1] == "users"
+    # The buffer was cut at the committed end: the next decode starts after "users".
+    later = words("3 to mute all non administrator users 4 to", start=2.2)
+    assert agreement.insert(later) == []
+    assert texts(agreement.insert(later)) == texts(later)
+    # A decode that restates the committed words still finds them by text.
+    again = LocalAgreement()
+    again.insert(first)
+    again.insert(first)
+    restated = first + words("3 to mute all non administrator users", start=2.2)
+    assert texts(again.flush(restated)) == ["3", "to", "mute", "all", "non", "administrator",
+                                            "users"]
+
+
 def test_flush_commits_the_final_hypothesis() -> None:
     agreement = LocalAgreement()
     agreement.insert(words("hello there"))

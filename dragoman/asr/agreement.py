@@ -86,18 +86,24 @@ class LocalAgreement:
         """The words of a hypothesis that come after what is already committed.
 
         A re-decode restates committed words before the new ones. They are found by
-        text first: the last committed words (up to 3) as a run in the hypothesis,
-        nearest to where they should be. Only when the text no longer matches (the
-        decoder rephrased) do the word times decide.
+        text first: the last committed words (up to 3) as a run in the hypothesis that
+        starts before the committed end (a later run is the speaker saying the same
+        words again: "2 to kick all non administrator users, 3 to mute all non
+        administrator users"), the one ending nearest to it. Only when no such run
+        exists (the decoder rephrased, or the buffer was cut at the committed end) do
+        the word times decide.
         """
         if not self._committed:
             return list(hypothesis)
         norm = [normalize_word(w.text) for w in hypothesis]
         tail = [normalize_word(w.text) for w in self._committed[-3:]]
-        expected = len(self._committed) - len(tail)
-        runs = [i for i in range(len(norm) - len(tail) + 1) if norm[i : i + len(tail)] == tail]
+        end = self.committed_end
+        runs = [
+            i for i in range(len(norm) - len(tail) + 1)
+            if norm[i : i + len(tail)] == tail and hypothesis[i].start < end
+        ]
         if runs:
-            best = min(runs, key=lambda i: abs(i - expected))
+            best = min(runs, key=lambda i: abs(hypothesis[i + len(tail) - 1].end - end))
             return list(hypothesis[best + len(tail) :])
         cutoff = self.committed_end - OVERLAP_TOLERANCE
         fresh = [w for w in hypothesis if w.start >= cutoff]
