@@ -15,7 +15,7 @@ def strip_accents(text: str) -> str:
 
 def normalize_word(word: str) -> str:
     """Case-, accent- and punctuation-insensitive form of one word ("Locked," -> "locked")."""
-    return strip_accents(_NON_WORD.sub("", word.casefold())).strip("'")
+    return strip_accents(_NON_WORD.sub("", word.casefold())).strip().strip("'")
 
 
 def normalize_text(text: str) -> str:

@@ -45,6 +45,19 @@ def test_punctuation_and_case_do_not_block_agreement() -> None:
     ]
 
 
+def test_numbers_and_compounds_written_differently_agree() -> None:
+    agreement = LocalAgreement()
+    agreement.insert(words("to echo test dial 6 00 this"))
+    committed = agreement.insert(words("to echo test dial 600 this test"))
+    assert texts(committed) == ["to", "echo", "test", "dial", "600", "this"]
+    assert texts(agreement.insert(words("voice mail box", start=2.0))) == []
+    assert texts(agreement.insert(words("voicemail box", start=2.0))) == ["voicemail", "box"]
+    # Agreement needs a word boundary in both: "door" is not yet "doorknob".
+    other = LocalAgreement()
+    other.insert(words("the doorknob"))
+    assert texts(other.insert(words("the door"))) == ["the"]
+
+
 def test_committed_words_are_not_committed_twice() -> None:
     agreement = LocalAgreement()
     agreement.insert(words("press four for"))

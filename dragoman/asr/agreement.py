@@ -1,7 +1,8 @@
 """LocalAgreement-2: commit the words on which two consecutive hypotheses agree.
 
 Words are compared in normalized form (case, accents and punctuation ignored), so
-"locked." and "locked," agree. Hypotheses pass a repetition guard first: Whisper
+"locked." and "locked," agree, and letter by letter across word splits, so "6 00" and
+"600" agree. Hypotheses pass a repetition guard first: Whisper
 sometimes loops ("un un un un ..."), and such loops must never become final text.
 """
 
@@ -63,6 +64,38 @@ def guard_trailing(words: Sequence[Word], *, speech_end: int, min_probability: f
     return kept
 
 
+def agreed_words(new: Sequence[Word], old: Sequence[Word]) -> int:
+    """How many words of `new` the two hypotheses agree on.
+
+    They agree on the longest stretch whose normalized letters are the same and that
+    ends on a word boundary in both: "dial 6 00 this" and "dial 600 this" agree on all
+    four words of the first (Whisper writes numbers and compounds differently from one
+    decode to the next: "5-0-0" / "500", "voice mail" / "voicemail", and word-by-word
+    agreement stalled on them until a force-commit).
+    """
+    new_norm = [normalize_word(w.text) for w in new]
+    old_norm = [normalize_word(w.text) for w in old]
+    new_text, old_text = "".join(new_norm), "".join(old_norm)
+    common = 0
+    for a, b in zip(new_text, old_text, strict=False):
+        if a != b:
+            break
+        common += 1
+    old_ends: set[int] = set()
+    position = 0
+    for word in old_norm:
+        position += len(word)
+        old_ends.add(position)
+    count = position = 0
+    for index, word in enumerate(new_norm):
+        position += len(word)
+        if position > common:
+            break
+        if position in old_ends:
+            count = index + 1
+    return count
+
+
 class LocalAgreement:
     """Keeps the committed boundary and the previous hypothesis of one utterance."""
 
@@ -117,12 +150,7 @@ class LocalAgreement:
     def insert(self, hypothesis: Sequence[Word]) -> list[Word]:
         """Add a new hypothesis; return the words it commits (possibly none)."""
         fresh = self.new_part(hypothesis)
-        agreed: list[Word] = []
-        for new, old in zip(fresh, self._previous, strict=False):
-            if normalize_word(new.text) != normalize_word(old.text):
-                break
-            agreed.append(new)
-        agreed = self._commit(agreed)
+        agreed = self._commit(fresh[: agreed_words(fresh, self._previous)])
         self._previous = fresh[len(agreed) :]
         return agreed
 
