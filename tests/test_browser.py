@@ -5,11 +5,17 @@ The fake microphone plays real Spanish speech (Asterisk prompt "Sus contrasenas 
 cambiadas", made into a 48 kHz WAV with ffmpeg; Chromium loops it). The browser is the
 system Chromium (/usr/bin/chromium) driven by playwright-core from npm
 (tests/js/browser/*.mjs print one JSON result each); never a downloaded browser.
-Screenshots go to artifacts/browser/.
+Screenshots go to artifacts/browser/; the drivers decode each one and report pixel
+statistics of the regions that matter (captions, badge, error), which are asserted here.
+
+Two tests run against `dragoman serve --stand-in` (named as such below): the "server
+gone" path kills the server process, and the badge must say the stand-in's placeholder
+audio is not watermarked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,41 +76,72 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """`dragoman serve` on a free loopback port with a test key; yields its http:// URL."""
+@contextlib.contextmanager
+def _serve(name: str, *extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`dragoman serve` on a free loopback port with the test key: (http:// URL, process)."""
     _ensure_chromium()
     _ensure_node_modules()
     subprocess.run(["node", "extension/build.mjs"], cwd=ROOT, check=True, capture_output=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    log = (ARTIFACTS / "server.log").open("w")
+    log_path = ARTIFACTS / f"{name}.log"
+    log = log_path.open("w")
     env = {**os.environ, "DRAGOMAN_API_KEYS": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dragoman.cli", "serve", "--port", str(port),
-         "--allow-origin", f"chrome-extension://{EXTENSION_ID}"],
+         "--allow-origin", f"chrome-extension://{EXTENSION_ID}", *extra],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise AssertionError(f"dragoman serve exited ({proc.returncode}): "
-                                     f"{(ARTIFACTS / 'server.log').read_text()}")
+                                     f"{log_path.read_text()}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.5)
         else:
             raise AssertionError("dragoman serve did not start listening in 300 s")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The real `dragoman serve` (Whisper, Apertium, TTS, watermark); yields its URL."""
+    with _serve("server") as (url, _proc):
+        yield url
+
+
+def _resumes(server: str) -> float:
+    """`dragoman_resumes_total` from the server's /metrics."""
+    with urllib.request.urlopen(server + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    match = re.search(r"^dragoman_resumes_total (\S+)$", text, re.M)
+    assert match, "dragoman_resumes_total missing from /metrics"
+    return float(match.group(1))
+
+
+def _check_captions(result: dict[str, Any]) -> None:
+    """What the user saw in the caption panels while the session ran."""
+    checks = result["captionChecks"]
+    assert checks["committedRewrites"] == [], checks["committedRewrites"]  # final is final
+    assert len(checks["layouts"]) == 1, checks["layouts"]  # the panels never moved
+    if checks["provisionalSeen"]:
+        provisional, committed = checks["provisionalStyle"], checks["committedStyle"]
+        assert provisional["color"] != committed["color"]  # visibly provisional
+        assert "dotted" in provisional["decoration"]
+        for key in ("fontSize", "fontWeight", "fontFamily"):  # no reflow when it firms up
+            assert provisional[key] == committed[key], key
 
 
 def drive(script: str, options: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
@@ -137,21 +175,43 @@ def test_web_client_translates_spanish_microphone_speech(server: str, speech_wav
     assert re.search(r"contrase", result["source"], re.I), result["source"]
     assert result["audioFrames"] >= 2 and result["audioStarted"] >= 2  # played through the worklet
     assert result["playback"]["playedMs"] > 300
-    assert result["watermarkBadge"]
+    # The real server announces its watermark in session.started; the badge says so.
+    assert result["watermark"] == {"watermarked": True, "text": "AI voice · watermarked"}
+    assert result["watermarkBadge"] == "AI voice · watermarked"
     latency = result["latency"]
     assert latency["count"] >= 1 and 0 < latency["median"] < 60
+    _check_captions(result)
+    assert result["captionChecks"]["provisionalSeen"] > 0  # partial text was shown, then firmed up
+    # The saved screenshot, decoded: French text in the translation panel, the badge in
+    # its "watermarked" colours, no error box.
     assert shot.stat().st_size > 10_000
+    regions = result["screenshot"]["regions"]
+    assert regions["translation"]["ink"] > 0.005, regions["translation"]
+    assert regions["translation"]["background"] == "#ffffff"
+    assert regions["badge"]["background"] == "#e8eefc", regions["badge"]
+    assert regions["error"] is None
 
 
 def test_web_client_resumes_after_a_dropped_connection(server: str, speech_wav: Path) -> None:
+    """The socket is dropped (not a normal close) once translated speech flows; the page
+    must resume the same session (session.resume with its id and last seq: the server
+    counts a resume) and then show French text and play speech produced after the drop."""
+    resumes = _resumes(server)
     result = drive("web_client.mjs", {
         "name": "web-client-resume", "scenario": "resume", "page": server + "/",
         "url": ws_url(server), "token": TOKEN, "source": "es", "target": "fr",
         "wav": str(speech_wav), "waitWords": FRENCH, "timeoutMs": 150_000})
     assert result.get("exception") is None, result.get("exception")
     assert result["error"] is None, result["error"]
-    assert result["ok"] and result["reconnects"] >= 1
+    assert result["ok"] and result["reconnects"] >= 1, result
     assert result["status"] == "open"
+    at_drop = result["atDrop"]
+    assert result["sessionId"] == at_drop["sessionId"] == result["sessionInfoId"]
+    assert result["lastSeq"] > at_drop["lastSeq"]
+    assert result["audioFrames"] > at_drop["audioFrames"]
+    assert result["target"].startswith(at_drop["target"].strip())  # nothing lost or redone
+    assert _resumes(server) >= resumes + 1
+    _check_captions(result)  # the "reconnecting" notice did not move the captions
 
 
 @pytest.mark.parametrize("case", ["wrong_token", "server_down", "mic_denied"])
@@ -178,27 +238,92 @@ def test_web_client_error_messages(server: str, speech_wav: Path, case: str) -> 
     assert result["error"] is not None and result["error"]["code"] == expected[0]
     assert expected[1] in result["errorText"]  # the visible alert, as the user reads it
     assert result["status"] == "failed"
+    error_box = result["screenshot"]["regions"]["error"]  # and it is in the screenshot
+    assert error_box["background"] == "#fdecea" and error_box["ink"] > 0.005, error_box
 
 
-def test_extension_overlays_french_captions_on_a_meeting_page(server: str,
-                                                              speech_wav: Path) -> None:
-    """tabCapture needs the user to invoke the extension on the tab (a toolbar click that
-    headless Chromium cannot make: the driver records Chromium's refusal). The substitute
-    tested here is the extension's documented fallback for any tab: the content script
-    captures the meeting page's own <audio> element with captureStream() and streams it
-    through the same offscreen session, player and overlay."""
-    shot = ARTIFACTS / "extension-overlay.png"
+def test_web_client_stand_in_server_badge_and_server_gone(speech_wav: Path) -> None:
+    """Against `dragoman serve --stand-in` (the no-ML stand-in pipeline, named as such in
+    the README): its placeholder audio carries no watermark and session.started says so,
+    so the badge must not claim one. Then the server process is killed (SIGKILL, no
+    goodbye): the page retries for the resume grace (3 s here) and must say the server
+    went away."""
+    with _serve("stand-in-server", "--stand-in", "--resume-grace", "3") as (url, proc):
+        shot = ARTIFACTS / "web-client-server_gone.png"
+        result = drive("web_client.mjs", {
+            "name": "web-client-server_gone", "scenario": "server_gone", "page": url + "/",
+            "url": ws_url(url), "token": TOKEN, "source": "es", "target": "fr",
+            "wav": str(speech_wav), "killPid": proc.pid, "timeoutMs": 30_000,
+            "screenshot": str(shot)})
+        assert proc.wait(10) == -signal.SIGKILL
+    assert result.get("exception") is None, result.get("exception")
+    before = result["beforeKill"]
+    assert result["live"] and before["audioFrames"] > 0, before
+    assert before["watermark"] == {"watermarked": False, "text": "AI voice · not watermarked"}
+    assert before["watermarkBadge"] == "AI voice · not watermarked"
+    assert result["error"]["code"] == "client.server_gone", result["error"]
+    assert "The server went away" in result["errorText"]
+    assert result["status"] == "failed"
+    regions = result["screenshot"]["regions"]
+    assert regions["badge"]["background"] == "#fff1d6", regions["badge"]
+    assert regions["error"]["background"] == "#fdecea"
+
+
+def _extension(server: str, speech_wav: Path, scenario: str) -> dict[str, Any]:
     result = drive("extension.mjs", {
-        "name": "extension", "url": ws_url(server), "token": TOKEN, "source": "es",
-        "target": "fr", "wav": str(speech_wav), "extension": str(ROOT / "build" / "extension"),
-        "waitWords": FRENCH, "timeoutMs": 150_000, "extraMs": 1000, "screenshot": str(shot)})
+        "name": f"extension-{scenario}", "scenario": scenario, "url": ws_url(server),
+        "token": TOKEN, "source": "es", "target": "fr", "wav": str(speech_wav),
+        "extension": str(ROOT / "build" / "extension"), "extensionId": EXTENSION_ID,
+        "room": "meeting-" + os.urandom(4).hex(), "waitWords": FRENCH, "timeoutMs": 150_000,
+        "extraMs": 2500, "screenshot": str(ARTIFACTS / f"extension-{scenario}.png")})
     assert result.get("exception") is None, result.get("exception")
     assert result["extensionId"] == EXTENSION_ID
-    assert result["mode"] == "element", result.get("tabCapture")
+    return result
+
+
+def test_extension_translates_a_meeting_tab_with_tab_capture(server: str,
+                                                             speech_wav: Path) -> None:
+    """The real path: chrome.tabCapture stream id -> offscreen document (session, player,
+    ducking) -> captions overlay in the page. tabCapture needs the user to invoke the
+    extension on the tab (a toolbar click that automation cannot make); Chromium's
+    --allowlisted-extension-id switch grants this extension that permission instead."""
+    result = _extension(server, speech_wav, "tab")
+    assert result["tabCapture"]["ok"] and result["tabCapture"]["reply"]["ok"], result["tabCapture"]
+    assert result["ok"], f"overlay never showed {FRENCH}: {result}"
+    for pattern in FRENCH:  # the overlay's text when the words appeared
+        assert re.search(pattern, result["matched"], re.I), result["matched"]
+    assert result["overlay"] and result["target"]  # still showing captions at the end
+    statuses = " | ".join(result["statuses"])
+    assert "AI voice · watermarked" in statuses, statuses  # announced by the server
+    assert "meeting audio lowered" in statuses, statuses  # ducked while the translation spoke
+    assert (ARTIFACTS / "extension-tab.png").stat().st_size > 10_000
+
+
+def test_extension_element_capture_fallback(server: str, speech_wav: Path) -> None:
+    """Without the user's invocation Chromium refuses tabCapture (recorded here); the
+    extension's fallback for any tab captures the page's own <audio> element with
+    captureStream(), streams it through the same offscreen session, and ducks it by
+    lowering the element's volume while the translation speaks."""
+    result = _extension(server, speech_wav, "element")
+    assert not result["tabCapture"]["ok"]
     assert "not been invoked" in result["tabCapture"]["error"]
     assert result["start"]["reply"]["ok"], result["start"]
     assert result["ok"], f"overlay never showed {FRENCH}: {result}"
     for pattern in FRENCH:
+        assert re.search(pattern, result["matched"], re.I), result["matched"]
+    assert result["minVolume"] == pytest.approx(0.2, abs=0.01)  # ducked
+    assert result["volume"] in (pytest.approx(0.2, abs=0.01), 1.0)
+
+
+def test_extension_publishes_the_microphone_into_a_room(server: str, speech_wav: Path) -> None:
+    """The fake microphone (real Spanish speech) is published by the extension as speaker
+    "Ana" in a room; a listener in that room wanting French receives French text and
+    speech; the popup's stop ends the publication."""
+    result = _extension(server, speech_wav, "mic")
+    assert result["start"]["ok"], result["start"]
+    assert result["ok"], f"the listener never heard {FRENCH}: {result}"
+    for pattern in FRENCH:
         assert re.search(pattern, result["target"], re.I), result["target"]
-    assert "live" in result["status"] or "ended" in result["status"]
-    assert shot.stat().st_size > 10_000
+    assert result["speakers"] == ["Ana"] and result["audio"] > 0
+    assert result["micStatus"]["active"] and result["micStatus"]["status"]["state"] == "open"
+    assert result["stop"]["ok"] and not result["micStatusAfterStop"]["active"]
