@@ -159,6 +159,17 @@ def ws_url(server: str) -> str:
     return server.replace("http://", "ws://") + "/v1"
 
 
+def test_js_unit_tests() -> None:
+    """The JS unit tests (`node --test tests/js/`: protocol, audio header, resampler,
+    framing, jitter buffer, latency meter, session resume) run with the Python suite."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    done = subprocess.run(["node", "--test", "tests/js/"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert re.search(r"^# fail 0$", done.stdout, re.M), done.stdout[-2000:]
+
+
 def test_web_client_translates_spanish_microphone_speech(server: str, speech_wav: Path) -> None:
     shot = ARTIFACTS / "web-client.png"
     result = drive("web_client.mjs", {
