@@ -49,6 +49,12 @@ class VadConfig:
     """Non-speech that closes a segment; shorter cuts latency, longer splits less."""
     pad_ms: int = 200
     """Audio kept before the first and after the last speech frame."""
+    silence_dbfs: float | None = -66.0
+    """Frames quieter than this (RMS, dB full scale) are silence, whatever the
+    classifier says. webrtcvad's state keeps calling up to 0.6 s of digital silence
+    after long speech "speech", which with the hangover merged prompts 1 s apart
+    (5 of 100 English ones; Whisper then transcribed two identical prompts once).
+    Far below any microphone's noise floor; None turns it off."""
 
 
 class FrameClassifier(Protocol):
@@ -133,6 +139,8 @@ class VoiceActivityDetector:
         self._last_speech_end: Samples = 0
         self._utterance = -1
         self._events: list[VadEvent] = []
+        level = self.config.silence_dbfs
+        self._silence_power = None if level is None else 10.0 ** (level / 10.0)
 
     def start(self) -> None:
         """Load the classifier (explicit, so construction has no side effects)."""
@@ -159,8 +167,13 @@ class VoiceActivityDetector:
         size = self._classifier.frame_samples
         buffer = np.concatenate([self._pending, audio]) if self._pending.size else audio
         usable = buffer.size - buffer.size % size
+        floor = self._silence_power
         for offset in range(0, usable, size):
-            self._step(self._classifier.is_speech(buffer[offset : offset + size]), size)
+            frame = buffer[offset : offset + size]
+            # The (stateful) classifier sees every frame; the level gate only vetoes.
+            speech = self._classifier.is_speech(frame)
+            self._step(speech and (floor is None or float(np.dot(frame, frame)) > floor * size),
+                       size)
         self._pending = buffer[usable:].copy()
 
     def _step(self, speech: bool, size: int) -> None:
