@@ -5,7 +5,9 @@
     dragoman listen --conversation --from de --to en --output Headset --other-output Speakers
 
 `--to` is always your language and `--output` your ear; in a conversation the other
-person speaks `--from` and hears its translation on `--other-output`.
+person speaks `--from` and hears its translation on `--other-output`. Keys (`m` mute,
+`s` swap, space: pass the turn, `q` quit) are read from the terminal, or from stdin
+when it is a pipe (scripts using `--json`).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--voice", default=None, help="force a TTS voice")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many seconds")
-    parser.add_argument("--json", action="store_true", help="write updates as JSON lines")
+    parser.add_argument("--json", action="store_true",
+                        help="write updates as JSON lines (keys then come from stdin)")
     parser.set_defaults(run=run)
 
 

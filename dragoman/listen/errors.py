@@ -9,6 +9,8 @@ class DeviceError(DragomanError):
     """An audio device could not be opened or used."""
 
     code = "device_error"
+    role = ""
+    """Which device failed ("input", "output:fr"; "" unknown). Set by the session."""
 
 
 class NoDeviceError(DeviceError):

@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
+from dragoman.errors import DragomanError
 from dragoman.events import (
     AudioChunk,
     Error,
@@ -185,6 +186,7 @@ class ListenSession:
         self._capture: Capture | None = None
         self._playbacks: dict[str, Playback] = {}
         self._device_task: asyncio.Task[None] | None = None
+        self._control = asyncio.Lock()  # swap and stop, one at a time
         self._input_name: str | None = None
         self._output_names: dict[str, str] = {}
         self.muted = False
@@ -202,25 +204,34 @@ class ListenSession:
 
         Device problems raise clear `DeviceError`s before any model is loaded.
         """
-        self._check_devices()
+        await asyncio.to_thread(self._check_devices)
         await self._start_translators()
         try:
-            self._open_devices()
+            await self._open_devices()
         except BaseException:
             await self._stop_translators()
             raise
-        self._device_task = asyncio.create_task(self._device_loop(), name="listen-devices")
+        self._start_device_loop()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._device_task is not None:
-            self._device_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._device_task
-        await self._stop_translators()
-        self._close_devices()
+        async with self._control:
+            self._stopping = True
+            await self._stop_device_loop()
+            await self._stop_translators()
+            await self._close_devices_off_loop()
         with contextlib.suppress(asyncio.QueueFull):
             self._updates.put_nowait(None)
+
+    def _start_device_loop(self) -> None:
+        if not self._stopping:
+            self._device_task = asyncio.create_task(self._device_loop(), name="listen-devices")
+
+    async def _stop_device_loop(self) -> None:
+        task, self._device_task = self._device_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def updates(self) -> AsyncIterator[ListenUpdate]:
         while True:
@@ -256,28 +267,51 @@ class ListenSession:
         return self.speaker
 
     async def swap(self) -> None:
-        """Listening: translate the other way. Conversation: exchange the two outputs."""
+        """Listening: translate the other way. Conversation: exchange the two outputs.
+
+        The devices are closed and reopened by the device loop (a failure to reopen
+        is reported like an unplugged device)."""
+        async with self._control:
+            if self._stopping:
+                return
+            cfg = self.config
+            if not cfg.conversation and cfg.source_language is None:
+                self._emit(Notice("swap needs a known source language (--from)"))
+                return
+            await self._stop_device_loop()
+            try:
+                await self._close_devices_off_loop()
+                if cfg.conversation:
+                    self._swap_outputs()
+                    self._emit(Notice("outputs swapped"))
+                else:
+                    await self._stop_translators()
+                    self._reverse()
+                    await self._start_translators()
+                    self._emit(Notice(f"now translating {self.config.source_language} > "
+                                      f"{self.config.routes_languages[0]}"))
+            finally:
+                self._start_device_loop()
+
+    def _swap_outputs(self) -> None:
         cfg = self.config
-        if cfg.conversation:
-            a, b = cfg.routes
-            routes = (replace(a, device=b.device, profile=b.profile),
-                      replace(b, device=a.device, profile=a.profile))
-            self.config = replace(cfg, routes=routes)
-            self._close_devices()
-            self._open_devices()
-            self._emit(Notice("outputs swapped"))
-            return
-        if cfg.source_language is None:
-            self._emit(Notice("swap needs a known source language (--from)"))
-            return
+        a, b = cfg.routes
+        self.config = replace(cfg, routes=(replace(a, device=b.device, profile=b.profile),
+                                           replace(b, device=a.device, profile=a.profile)))
+        code_a, code_b = cfg.routes_languages
+        names = self._output_names
+        self._output_names = {}  # each language now goes where the other one went
+        if code_b in names:
+            self._output_names[code_a] = names[code_b]
+        if code_a in names:
+            self._output_names[code_b] = names[code_a]
+
+    def _reverse(self) -> None:
+        cfg = self.config
+        assert cfg.source_language is not None
         route = replace(cfg.routes[0], language=cfg.source_language)
         self.config = replace(cfg, source_language=cfg.routes[0].language, routes=(route,))
         self._router = UtteranceRouter(self.config.routes_languages)
-        await self._stop_translators()
-        self._close_devices()
-        self._open_devices()
-        await self._start_translators()
-        self._emit(Notice(f"now translating {self.config.source_language} > {route.language}"))
 
     # -- translators -----------------------------------------------------------------
 
@@ -375,41 +409,62 @@ class ListenSession:
             choose_rate(output, "output", cfg.output_rate, 48_000,
                         max(1, min(2, output.max_output_channels)))
 
-    def _open_devices(self) -> None:
-        cfg = self.config
+    async def _open_devices(self) -> None:
+        """Open the input and every output in a worker thread (PortAudio blocks)."""
+        loop = asyncio.get_running_loop()
+        job = asyncio.ensure_future(asyncio.to_thread(self._open_streams, loop))
         try:
-            spec: str | int | None = cfg.input_device
-            if self._input_name is not None:
-                spec = self._input_name
-            device = find_device(spec, "input")
-            rate = choose_rate(device, "input", cfg.input_rate, 16_000, 1)
-            capture = Capture(device, sample_rate=rate, block_ms=cfg.block_ms,
-                              latency=cfg.device_latency, max_blocks=cfg.max_input_blocks,
-                              stall_s=cfg.stall_s)
-            capture.open()
-            self._capture, self._input_name = capture, device.name
-            self._emit(DeviceStatus("input", device.name, "open", f"{rate} Hz"))
-            for route, code in zip(cfg.routes, cfg.routes_languages, strict=True):
-                self._open_output(route, code)
-        except BaseException:
-            self._close_devices()
+            capture, playbacks = await asyncio.shield(job)
+        except asyncio.CancelledError:  # the streams may open anyway: close them then
+            job.add_done_callback(_close_opened)
             raise
+        self._capture, self._input_name = capture, capture.device.name
+        self._emit(DeviceStatus("input", capture.device.name, "open",
+                                f"{capture.sample_rate} Hz"))
+        for (code, playback), route in zip(playbacks.items(), self.config.routes, strict=True):
+            self._playbacks[code] = playback
+            self._output_names[code] = playback.device.name
+            self._emit(DeviceStatus(f"output:{code}", playback.device.name, "open",
+                                    f"{playback.sample_rate} Hz, {route.profile}"))
 
-    def _open_output(self, route: Route, code: str) -> None:
+    def _open_streams(self, loop: asyncio.AbstractEventLoop
+                      ) -> tuple[Capture, dict[str, Playback]]:
+        """Worker thread: find and open the devices (by the names they had, if any)."""
         cfg = self.config
-        spec = self._output_names.get(code, route.device)
-        device: DeviceInfo = find_device(spec, "output")
+        opened: list[Capture | Playback] = []
+        try:
+            with _role("input"):
+                spec = self._input_name if self._input_name is not None else cfg.input_device
+                device = find_device(spec, "input")
+                rate = choose_rate(device, "input", cfg.input_rate, 16_000, 1)
+                capture = Capture(device, sample_rate=rate, block_ms=cfg.block_ms,
+                                  latency=cfg.device_latency, max_blocks=cfg.max_input_blocks,
+                                  stall_s=cfg.stall_s)
+                capture.open(loop)
+                opened.append(capture)
+            playbacks: dict[str, Playback] = {}
+            for route, code in zip(cfg.routes, cfg.routes_languages, strict=True):
+                with _role(f"output:{code}"):
+                    playbacks[code] = self._open_output(route, code, loop)
+                    opened.append(playbacks[code])
+        except BaseException:
+            for stream in opened:
+                stream.close()
+            raise
+        return capture, playbacks
+
+    def _open_output(self, route: Route, code: str,
+                     loop: asyncio.AbstractEventLoop) -> Playback:
+        cfg = self.config
+        device: DeviceInfo = find_device(self._output_names.get(code, route.device), "output")
         channels = max(1, min(2, device.max_output_channels))
         rate = choose_rate(device, "output", cfg.output_rate, 48_000, channels)
         playback = Playback(device, sample_rate=rate,
                             shaper=EarShaper(profile(route.profile), rate),
                             on_played=self._on_played, block_ms=cfg.block_ms,
                             latency=cfg.device_latency, max_seconds=cfg.max_output_seconds)
-        playback.open()
-        self._playbacks[code] = playback
-        self._output_names[code] = device.name
-        self._emit(DeviceStatus(f"output:{code}", device.name, "open",
-                                f"{rate} Hz, {route.profile}"))
+        playback.open(loop)
+        return playback
 
     def _detach_devices(self) -> list[Capture | Playback]:
         streams: list[Capture | Playback] = list(self._playbacks.values())
@@ -419,25 +474,28 @@ class ListenSession:
         self._playbacks.clear()
         return streams
 
-    def _close_devices(self) -> None:
-        for stream in self._detach_devices():
-            stream.close()
-
     async def _close_devices_off_loop(self) -> None:
         """Close (possibly dead) streams in a worker: PortAudio may take its time."""
         streams = self._detach_devices()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.to_thread(
-                lambda: [stream.close() for stream in streams]), 10)
+        if streams:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(
+                    lambda: [stream.close() for stream in streams]), 10)
+
+    def _device_name(self, role: str) -> str:
+        if role == "input":
+            return self._input_name or ""
+        return self._output_names.get(role.removeprefix("output:"), "")
 
     async def _device_loop(self) -> None:
         while not self._stopping:
             try:
                 if self._capture is None:
-                    self._open_devices()
+                    await self._open_devices()
                 await self._pump_input()
             except DeviceError as exc:
-                self._emit(DeviceStatus(self._failed_role(exc), "", "lost", exc.message,
+                role = exc.role or "input"
+                self._emit(DeviceStatus(role, self._device_name(role), "lost", exc.message,
                                         exc.code))
                 await self._close_devices_off_loop()
                 await asyncio.sleep(self.config.reconnect_s)
@@ -445,18 +503,20 @@ class ListenSession:
                     await asyncio.wait_for(asyncio.to_thread(refresh), 30)
                 except (DeviceError, TimeoutError) as again:
                     logger.info("re-enumeration failed: %s", again)
-
-    @staticmethod
-    def _failed_role(exc: DeviceError) -> str:
-        return "output" if "output" in exc.message else "input"
+            except DragomanError as exc:  # the translation side failed (a server went away)
+                logger.warning("listening stopped: %s", exc.message)
+                self._emit(Error(exc.code, exc.message, exc.retryable))
+                return
 
     async def _pump_input(self) -> None:
         capture = self._capture
         assert capture is not None
         while True:
-            block = await capture.read()
-            for playback in self._playbacks.values():
-                playback.check()
+            with _role("input"):
+                block = await capture.read()
+            for code, playback in self._playbacks.items():
+                with _role(f"output:{code}"):
+                    playback.check()
             samples = np.zeros_like(block.samples) if self.muted else block.samples
             self._level_every -= 1
             if self._level_every <= 0:
@@ -476,3 +536,23 @@ class ListenSession:
         except asyncio.QueueFull:
             self.dropped_updates += 1
 
+
+
+@contextlib.contextmanager
+def _role(role: str) -> Iterator[None]:
+    """Device errors raised inside say which device (`DeviceError.role`) failed."""
+    try:
+        yield
+    except DeviceError as exc:
+        if not exc.role:
+            exc.role = role
+        raise
+
+
+def _close_opened(job: asyncio.Future[tuple[Capture, dict[str, Playback]]]) -> None:
+    if job.cancelled() or job.exception() is not None:
+        return
+    capture, playbacks = job.result()
+    capture.close()
+    for playback in playbacks.values():
+        playback.close()

@@ -106,9 +106,11 @@ class Capture:
         self.dropped_blocks = 0
         self.overflows = 0  # PortAudio's own input overflow flags (written by its thread)
 
-    def open(self) -> None:
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open and start the stream (blocking: call it in a worker thread);
+        blocks are delivered on `loop`."""
         sd = portaudio()
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         try:
             self._stream = sd.InputStream(
                 device=self.device.index, samplerate=self.sample_rate, channels=1,
@@ -208,9 +210,11 @@ class Playback:
         self.underruns = 0  # PortAudio thread only
         self.dropped_seconds = 0.0
 
-    def open(self) -> None:
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open and start the stream (blocking: call it in a worker thread);
+        `on_played` is called on `loop`."""
         sd = portaudio()
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         try:
             self._stream = sd.OutputStream(
                 device=self.device.index, samplerate=self.sample_rate,

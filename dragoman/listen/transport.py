@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+from dragoman.errors import DragomanError
 from dragoman.events import Event, FloatAudio
 from dragoman.pipeline import Pipeline, PipelineConfig, Resources
 
@@ -62,16 +63,33 @@ class _RemoteSession:
         return iterator
 
 
+class ServerUnreachableError(DragomanError):
+    """No Dragoman server answers at the URL given (`--server`)."""
+
+    code = "server_unreachable"
+    retryable = True
+
+
 def remote(url: str, token: str | None) -> Connect:
-    """Sessions on a Dragoman server through the SDK (`dragoman.client`)."""
+    """Sessions on a Dragoman server through the SDK (`dragoman.client`).
+
+    A refused token or request is the SDK's `ClientError` (code `unauthorized`, ...);
+    a server that cannot be reached is `ServerUnreachableError`."""
 
     async def connect(config: PipelineConfig) -> Translator:
+        from websockets.exceptions import InvalidHandshake, InvalidURI
+
         from dragoman.client import DragomanClient
 
         client = DragomanClient(url, token)
-        session = await client.start(
-            source=config.source_language, targets=config.target_languages,
-            voice=config.voice, prosody=config.prosody, speak=config.speak)
+        try:
+            session = await client.start(
+                source=config.source_language, targets=config.target_languages,
+                voice=config.voice, prosody=config.prosody, speak=config.speak)
+        except (OSError, TimeoutError, InvalidURI, InvalidHandshake) as exc:
+            await client.aclose()
+            raise ServerUnreachableError(f"cannot reach the Dragoman server at {url}: "
+                                         f"{exc or type(exc).__name__}") from exc
         return _RemoteSession(client, session)
 
     return connect

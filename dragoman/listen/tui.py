@@ -160,16 +160,33 @@ class Keys:
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[bool]:
-        """Listen for keys while inside; yields False when stdin is not a terminal."""
-        if not sys.stdin.isatty():
+        """Listen for keys while inside; yields whether stdin is a terminal.
+
+        A terminal is put in cbreak mode (no Enter needed). Stdin that is a pipe is
+        read the same way, so a script can send `m`, `s`, ` `, `q` (`--json` use);
+        end of input stops reading, nothing else.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):  # no stdin at all
             yield False
+            return
+        if not os.isatty(fd):
+            try:
+                loop.add_reader(fd, self._read, fd)
+            except (OSError, ValueError, PermissionError):  # a regular file: not pollable
+                yield False
+                return
+            try:
+                yield False
+            finally:
+                loop.remove_reader(fd)
             return
         import termios
         import tty
 
-        fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
-        loop = asyncio.get_running_loop()
         try:
             tty.setcbreak(fd)
             loop.add_reader(fd, self._read, fd)
@@ -179,6 +196,12 @@ class Keys:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     def _read(self, fd: int) -> None:
-        data = os.read(fd, 32).decode("utf-8", "ignore")
-        for key in data:
+        try:
+            raw = os.read(fd, 32)
+        except BlockingIOError:
+            return
+        if not raw:  # end of input: stop watching it
+            asyncio.get_running_loop().remove_reader(fd)
+            return
+        for key in raw.decode("utf-8", "ignore"):
             self._on_key(key)
