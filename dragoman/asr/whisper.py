@@ -124,8 +124,9 @@ class WhisperTranscriber:
             self._model.encoder_frames = _encoder_frames(
                 audio.size, margin, self.config.min_window_s
             )
+        detected: float | None = None  # among the candidates; a forced decode says 1.0
         if language is None and self.config.candidate_languages:
-            language = self._detect_among(audio, self.config.candidate_languages)
+            language, detected = self._detect_among(audio, self.config.candidate_languages)
         materialized, info = self._decode(audio, language, word_times)
         if margin is not None and _looped(materialized):
             # The short window sometimes sends Whisper base into a loop ("weasels have
@@ -150,7 +151,8 @@ class WhisperTranscriber:
                                           float(np.exp(segment.avg_logprob)))
             )
         no_speech = min((s.no_speech_prob for s in materialized), default=1.0)
-        return Transcript(words, info.language, float(info.language_probability), float(no_speech))
+        probability = float(info.language_probability) if detected is None else detected
+        return Transcript(words, info.language, probability, float(no_speech))
 
     def _decode(
         self, audio: FloatAudio, language: str | None, word_times: bool
@@ -170,14 +172,15 @@ class WhisperTranscriber:
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"whisper decode failed: {exc}") from exc
 
-    def _detect_among(self, audio: FloatAudio, candidates: tuple[str, ...]) -> str:
+    def _detect_among(self, audio: FloatAudio, candidates: tuple[str, ...]) -> tuple[str, float]:
+        """The likeliest candidate and its probability among the candidates only."""
         _, _, probabilities = self._model.detect_language(audio)
         allowed = {normalize_language(c) for c in candidates}
-        ranked = [(p, code) for code, p in probabilities if code in allowed]
+        ranked = [(float(p), code) for code, p in probabilities if code in allowed]
         if not ranked:
             raise UnsupportedLanguageError(f"none of {candidates} is a Whisper language")
-        best: str = max(ranked)[1]
-        return best
+        p, best = max(ranked)
+        return best, p / max(1e-9, sum(q for q, _ in ranked))
 
 
 FRAMES_PER_SECOND = 100
