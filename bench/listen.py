@@ -39,6 +39,7 @@ from dragoman.listen.session import Caption, Played
 from dragoman.listen.transport import Connect
 from dragoman.listen.virtual import VirtualAudio, available, speech_wav
 from dragoman.pipeline import Resources
+from dragoman.tts.routing import Router
 
 PROMPTS = ["vm-passchanged", "conf-noempty", "vm-undelete", "vm-deleted", "vm-saved",
            "conf-locked"]
@@ -121,7 +122,10 @@ def main() -> int:
         refresh()
         clips = [speech_wav(prompt("es", pid).path, root / f"{pid}.wav")
                  for pid in PROMPTS[: args.prompts]]
-        results: dict[str, Any] = {"cpu_count": os.cpu_count(),
+        fr = Router().route("fr")  # the default voice routing, as `dragoman listen` uses it
+        results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"),
+                                   "cpu_count": os.cpu_count(),
+                                   "voice_fr": f"{fr.backend}/{fr.voice.name}",
                                    "load_average": list(os.getloadavg())}
         try:
             resources = Resources()
@@ -148,6 +152,7 @@ def main() -> int:
                     server.wait(30)
         finally:
             audio.stop()
+    results["load_average_after"] = list(os.getloadavg())
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'mode':<12}{'phrases':>8}{'translated':>11}{'mouth->ear med':>16}"
@@ -159,7 +164,8 @@ def main() -> int:
                   f"{r['mouth_to_ear_median_s']!s:>16}{r['mouth_to_ear_max_s']!s:>7}"
                   f"{r['end_to_ear_median_s']!s:>14}{r['end_to_ear_max_s']!s:>7}"
                   f"{r['startup_s']:>9}")
-    print(f"load average at start: {results['load_average']}; written to {RESULTS}")
+    print(f"voice {results['voice_fr']}; load average before {results['load_average']}, "
+          f"after {results['load_average_after']}; written to {RESULTS}")
     return 0
 
 

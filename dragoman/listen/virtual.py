@@ -1,8 +1,9 @@
 """Real-time virtual audio devices (tests, benchmarks, trying listening mode headless).
 
 A private PulseAudio daemon (no hardware) with null sinks, seen by PortAudio
-through the ALSA `pulse` plugin as ordinary ALSA devices named in an
-`.asoundrc` written to a temporary HOME:
+through the ALSA `pulse` plugin as ordinary ALSA devices, defined in an ALSA
+configuration file added to the system one by `ALSA_CONFIG_PATH` (HOME is left
+alone, so the model store and Kokoro's voices under ~/.cache stay visible):
 
     dragoman_mic  capture: the monitor of sink `mic_feed` (we play speech into it)
     dragoman_ear  playback: sink `ear` (we record its monitor)
@@ -23,7 +24,8 @@ import subprocess
 import time
 from pathlib import Path
 
-ASOUNDRC = """\
+SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
+ASOUND_CONF = """\
 pcm.dragoman_mic { type pulse; device "mic_feed.monitor" }
 pcm.dragoman_ear { type pulse; device "ear" }
 pcm.dragoman_spk { type pulse; device "spk" }
@@ -37,6 +39,8 @@ def available() -> str | None:
     for program in ("pulseaudio", "pactl", "paplay", "parecord"):
         if shutil.which(program) is None:
             return f"{program} is not installed (scripts/apt-packages.txt)"
+    if not SYSTEM_ALSA_CONF.is_file():
+        return f"{SYSTEM_ALSA_CONF} is missing (libasound2-data)"
     if not Path("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so").exists() \
             and not list(Path("/usr/lib").glob("*/alsa-lib/libasound_module_pcm_pulse.so")):
         return "the ALSA pulse plugin (libasound2-plugins) is not installed"
@@ -44,18 +48,23 @@ def available() -> str | None:
 
 
 class VirtualAudio:
-    """A running private PulseAudio with the devices above."""
+    """A running private PulseAudio with the devices above.
+
+    `env` is what a client process needs to see them (PULSE_SERVER, ALSA_CONFIG_PATH);
+    only the daemon gets its own HOME and XDG_RUNTIME_DIR."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         runtime = root / "run"
         runtime.mkdir(parents=True, exist_ok=True)
         runtime.chmod(0o700)
-        (root / ".asoundrc").write_text(ASOUNDRC)
+        conf = root / "asound.conf"
+        conf.write_text(ASOUND_CONF)
         self.socket = runtime / "native"
         self.cli_socket = runtime / "cli"
-        self.env = {"HOME": str(root), "XDG_RUNTIME_DIR": str(runtime),
-                    "PULSE_SERVER": f"unix:{self.socket}"}
+        self.env = {"PULSE_SERVER": f"unix:{self.socket}",
+                    "ALSA_CONFIG_PATH": f"{SYSTEM_ALSA_CONF}:{conf}"}
+        self._daemon_env = {"HOME": str(root), "XDG_RUNTIME_DIR": str(runtime)}
         self._daemon: subprocess.Popen[bytes] | None = None
         self._modules: dict[str, str] = {}
 
@@ -68,7 +77,8 @@ class VirtualAudio:
              "--use-pid-file=no", "--log-target=file:" + str(self.root / "pulse.log"),
              "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
              "-L", f"module-cli-protocol-unix socket={self.cli_socket}"],
-            env=self.full_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env={**self.full_env(), **self._daemon_env}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while self.pactl("info", check=False).returncode != 0:
             if time.monotonic() > deadline:
@@ -86,19 +96,28 @@ class VirtualAudio:
     def remove_sink(self, name: str) -> None:
         self.pactl("unload-module", self._modules.pop(name))
 
-    def unplug_microphone(self) -> None:
-        """Remove the microphone: its source goes away and streams on it are cut.
+    def unplug(self, sink: str) -> None:
+        """Remove a device ("mic_feed": the microphone, "ear", "spk"); streams on it are cut.
 
-        (PulseAudio would otherwise move a stream to another source, as a desktop
+        (PulseAudio would otherwise move a stream to another device, as a desktop
         does, which an application cannot tell from a silent microphone.)
         """
-        self.remove_sink("mic_feed")
-        listing = self.pactl("list", "short", "source-outputs").stdout.decode()
-        for line in listing.splitlines():  # pactl has no kill command: the CLI protocol
+        mic = sink == "mic_feed"
+        devices, kind = ("sources", "source-output") if mic else ("sinks", "sink-input")
+        device = f"{sink}.monitor" if mic else sink
+        index = next(line.split()[0] for line in self._short(devices)
+                     if line.split()[1] == device)
+        streams = [line.split()[0] for line in self._short(kind + "s")
+                   if line.split()[1] == index]
+        self.remove_sink(sink)
+        for stream in streams:  # pactl has no kill command: the CLI protocol
             with socket.socket(socket.AF_UNIX) as cli:
                 cli.connect(str(self.cli_socket))
-                cli.sendall(f"kill-source-output {line.split()[0]}\n".encode())
+                cli.sendall(f"kill-{kind} {stream}\n".encode())
                 time.sleep(0.2)
+
+    def _short(self, what: str) -> list[str]:
+        return self.pactl("list", "short", what).stdout.decode().splitlines()
 
     def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(["pactl", *args], env=self.full_env(), capture_output=True,
