@@ -1,17 +1,22 @@
 """Listening mode on the real PortAudio path, with the real pipeline.
 
 PortAudio captures from and plays to virtual devices on a private PulseAudio
-(dragoman/listen/virtual.py): real Spanish (and French) speech is played into the
-"microphone", and what Dragoman plays on the "earpiece" is recorded and checked
-for the watermark of the key the test configured.
+(dragoman/listen/virtual.py; the only stand-in here: null sinks instead of sound
+cards): real Spanish (and French) speech is played into the "microphone", and what
+Dragoman plays on the "earpiece" (and the conversation's "speaker") is recorded and
+checked for the watermark of the key the test configured. In-process, and through a
+real `dragoman serve` with the `dragoman listen --server --token --json` command.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -49,13 +54,31 @@ from dragoman.listen.routing import UtteranceRouter
 from dragoman.listen.session import Caption, DeviceStatus, ListenUpdate, Played
 from dragoman.listen.streams import SampleClock, level_dbfs
 from dragoman.listen.tui import ListenView, level_meter
-from dragoman.listen.virtual import VirtualAudio, available, speech_wav
+from dragoman.listen.virtual import SYSTEM_ALSA_CONF, VirtualAudio, available, speech_wav
 from dragoman.pipeline import Resources
 from dragoman.textnorm import normalize_text
 from dragoman.watermark import WatermarkKey, detect
 
 PASSPHRASE = "listen tests"
 KEY = WatermarkKey.from_passphrase(PASSPHRASE)
+REPO = Path(__file__).resolve().parents[1]
+DRAGOMAN = (sys.executable, "-m", "dragoman.cli")
+
+
+def _cli_env(audio: VirtualAudio, **extra: str) -> dict[str, str]:
+    """The environment of a `dragoman` process: the virtual devices, this checkout."""
+    env = audio.full_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
+    env.update(DRAGOMAN_OFFLINE="1", HF_HUB_OFFLINE="1", DRAGOMAN_WATERMARK_KEY=PASSPHRASE)
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +136,11 @@ class Recording:
             if isinstance(update, Played):
                 self.last_played = time.monotonic()
 
-    async def wait_for(self, test: Any, within: float) -> Any:
+    async def wait_for(self, test: Any, within: float, since: int = 0) -> Any:
+        """The first update from number `since` on that passes `test`."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            found = [u for u in self.updates if test(u)]
+            found = [u for u in self.updates[since:] if test(u)]
             if found:
                 return found[0]
             await asyncio.sleep(0.1)
@@ -165,15 +189,20 @@ def test_listening_mode_survives_unplug_and_plays_watermarked_translation(
         log = Recording(session)
         await log.wait_for(lambda u: isinstance(u, DeviceStatus) and u.state == "open"
                            and u.role == "input", 5)
-        # Hot-unplug the microphone: reported, then found again once it is back.
-        audio.unplug_microphone()
-        lost = await log.wait_for(lambda u: isinstance(u, DeviceStatus) and u.state == "lost",
-                                  15)
-        assert lost.code in ("device_lost", "no_device", "device_error") and lost.message
-        seen = len(log.updates)
-        audio.add_sink("mic_feed")
-        await log.wait_for(lambda u: u in log.updates[seen:] and isinstance(u, DeviceStatus)
-                           and u.state == "open" and u.role == "input", 20)
+        # Hot-unplug the microphone, then the earpiece: each is reported (which device,
+        # why), then found again by name once it is back.
+        for sink, role, name in (("mic_feed", "input", "dragoman_mic"),
+                                 ("ear", "output:fr", "dragoman_ear")):
+            seen = len(log.updates)
+            audio.unplug(sink)
+            lost = await log.wait_for(lambda u, r=role: isinstance(u, DeviceStatus)
+                                      and u.state == "lost" and u.role == r, 15, seen)
+            assert lost.code in ("device_lost", "no_device") and lost.device == name
+            assert name in lost.message, lost
+            seen = len(log.updates)
+            audio.add_sink(sink)
+            await log.wait_for(lambda u, r=role: isinstance(u, DeviceStatus)
+                               and u.state == "open" and u.role == r, 20, seen)
         recorder = await _proc(*audio.record_command("ear", recorded), env=audio.full_env())
         await asyncio.sleep(0.5)
         player = await _proc(*audio.play_command(clips["es"]), env=audio.full_env())
@@ -209,9 +238,8 @@ def test_listening_mode_survives_unplug_and_plays_watermarked_translation(
 def test_conversation_sends_each_translation_to_the_other_persons_output(
     audio: VirtualAudio, resources: Resources, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    # You speak French (earpiece); the other person speaks Spanish (speaker). Push-to-
-    # talk keeps the routing deterministic here; automatic turns (language detection)
-    # route through UtteranceRouter, tested on its own below.
+    # You speak French (earpiece); the other person speaks Spanish (speaker), passing
+    # the turn by push-to-talk (automatic turns: the next test).
     config = ListenConfig(None, (Route("fr", "dragoman_ear", "earpiece"),
                                  Route("es", "dragoman_spk", "speaker")),
                           turns="ptt", input_device="dragoman_mic", session_id="talk-test")
@@ -251,6 +279,58 @@ def test_conversation_sends_each_translation_to_the_other_persons_output(
         assert found.detected and found.p_value < 1e-6, (path, found)
 
 
+def test_conversation_with_automatic_turns_then_swapped_outputs(
+    audio: VirtualAudio, resources: Resources, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    # No push-to-talk: one session finds each utterance by voice activity and its
+    # language among the two (Whisper limited to es/fr), and the router sends its
+    # translation to the other person's output. Then `s` (swap) exchanges the outputs.
+    config = ListenConfig(None, (Route("fr", "dragoman_ear", "earpiece"),
+                                 Route("es", "dragoman_spk", "speaker")),
+                          turns="auto", input_device="dragoman_mic", session_id="auto-test")
+    ear, spk = tmp_path / "ear.wav", tmp_path / "spk.wav"
+
+    async def scenario() -> tuple[Recording, dict[str, float]]:
+        session = ListenSession(config, in_process(resources))
+        await session.start()
+        log = Recording(session)
+        env = audio.full_env()
+        recorders = [await _proc(*audio.record_command("ear", ear), env=env),
+                     await _proc(*audio.record_command("spk", spk), env=env)]
+        await asyncio.sleep(0.5)
+        for lang in ("es", "fr"):  # nobody presses anything between the two speakers
+            player = await _proc(*audio.play_command(clips[lang]), env=env)
+            await player.wait()
+            await asyncio.sleep(1.5)
+        await log.settle(2, 120, {"fr", "es"})
+        for recorder in recorders:
+            recorder.terminate()
+            await recorder.wait()
+        stats = session.stats()
+        seen = len(log.updates)
+        await session.swap()
+        for role, device in (("output:fr", "dragoman_spk"), ("output:es", "dragoman_ear")):
+            await log.wait_for(lambda u, r=role, d=device: isinstance(u, DeviceStatus)
+                               and u.role == r and u.state == "open" and u.device == d,
+                               15, seen)
+        await session.stop()
+        await log.close()
+        return log, stats
+
+    log, stats = asyncio.run(asyncio.wait_for(scenario(), 180))
+    assert "cambiad" in normalize_text(log.heard("es>fr")), log.captions()[-6:]
+    assert "chang" in normalize_text(log.said("es>fr"))
+    assert "cambi" in normalize_text(log.said("fr>es"))
+    assert not log.said("es>es") and not log.said("fr>fr")
+    assert stats["passthrough_dropped"] > 0  # each speaker's own language never plays
+    played = [p for p in log.updates if isinstance(p, Played)]
+    assert {(p.language, p.device) for p in played} == {("fr", "dragoman_ear"),
+                                                        ("es", "dragoman_spk")}
+    for path in (ear, spk):
+        found = detect(load_audio(path, 24_000), KEY, sample_rate=24_000)
+        assert found.detected and found.p_value < 1e-6, (path, found)
+
+
 def test_device_errors_are_clear_and_stable(audio: VirtualAudio, resources: Resources) -> None:
     with pytest.raises(NoDeviceError, match="no input device named") as missing:
         find_device("no such microphone", "input")
@@ -258,6 +338,10 @@ def test_device_errors_are_clear_and_stable(audio: VirtualAudio, resources: Reso
     with pytest.raises(NoDeviceError, match="index 999"):
         find_device(999, "output")
     mic = find_device("dragoman_mic", "input")
+    assert find_device(mic.index, "input") == mic == find_device(str(mic.index), "input")
+    assert find_device("dragoman_e", "output").name == "dragoman_ear"  # a unique part
+    with pytest.raises(NoDeviceError, match="no audio input device found"):
+        find_device(None, "input", devices=())  # a machine without any sound device
     with pytest.raises(UnsupportedRateError) as rate:
         choose_rate(mic, "input", 1_234_567, 16_000, 1)
     assert rate.value.code == "unsupported_sample_rate" and "1234567 Hz" in rate.value.message
@@ -274,6 +358,116 @@ def test_device_errors_are_clear_and_stable(audio: VirtualAudio, resources: Reso
         asyncio.run(bad_start())
     with pytest.raises(DeviceError, match="different languages"):
         ListenConfig(None, (Route("fr"), Route("fr")))
+
+
+def test_command_device_errors_exit_2_with_a_clear_message(
+    audio: VirtualAudio, tmp_path: Path
+) -> None:
+    # No PulseAudio to reach and (on a machine without a sound card) nothing else.
+    bare = {"ALSA_CONFIG_PATH": str(SYSTEM_ALSA_CONF), "PULSE_SERVER": f"unix:{tmp_path}/x"}
+    cases: list[tuple[list[str], dict[str, str], str]] = [
+        (["--input", "no such microphone"], {}, "[no_device]: no input device named "
+         "'no such microphone'; inputs: 0: dragoman_mic"),
+        (["--input", "dragoman_mic", "--input-rate", "1234567"], {},
+         "[unsupported_sample_rate]: input device 'dragoman_mic' cannot run at 1234567 Hz"),
+    ]
+    listing = subprocess.run([*DRAGOMAN, "listen", "--list-devices"], env=_cli_env(audio, **bare),
+                             capture_output=True, text=True, timeout=60)
+    if listing.returncode == 0 and listing.stdout.count("\n") == 1:  # only the legend
+        cases.append(([], bare, "[no_device]: no audio input device found"))
+    for args, extra, message in cases:
+        done = subprocess.run([*DRAGOMAN, "listen", "--from", "es", "--to", "fr", "--output",
+                               "dragoman_ear", *args], env=_cli_env(audio, **extra),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert f"dragoman: error {message}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_listen_command_through_a_server_with_a_token_writes_json(
+    audio: VirtualAudio, clips: dict[str, Path], tmp_path: Path
+) -> None:
+    # `dragoman listen --server --token --json`, devices chosen by index and by name,
+    # against a real `dragoman serve` (the SDK path); a script drives it on stdin.
+    env = _cli_env(audio, DRAGOMAN_API_KEYS="listen-token")
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}/v1"
+    mic = find_device("dragoman_mic", "input").index
+    ear = tmp_path / "ear.wav"
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = subprocess.Popen([*DRAGOMAN, "serve", "--host", "127.0.0.1", "--port",
+                                   str(port)], env=env, stdout=log, stderr=log)
+    command = [*DRAGOMAN, "listen", "--server", url, "--from", "es", "--to", "fr",
+               "--input", str(mic), "--output", "dragoman_ear", "--json"]
+
+    async def scenario() -> list[dict[str, Any]]:
+        listen = await asyncio.create_subprocess_exec(
+            *command, "--token", "listen-token", env=env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert listen.stdin is not None and listen.stdout is not None
+        records: list[dict[str, Any]] = []
+
+        async def read_until(test: Any, within: float) -> None:
+            deadline = time.monotonic() + within
+            while True:
+                assert listen.stdout is not None
+                line = await asyncio.wait_for(listen.stdout.readline(),
+                                              max(0.1, deadline - time.monotonic()))
+                assert line, f"dragoman listen ended early: {records[-5:]}"
+                records.append(json.loads(line))
+                if test(records[-1]):
+                    return
+
+        await read_until(lambda r: r["type"] == "DeviceStatus" and r["role"] == "output:fr",
+                         180)
+        recorder = await _proc(*audio.record_command("ear", ear), env=env)
+        await asyncio.sleep(0.5)
+        player = await _proc(*audio.play_command(clips["es"]), env=env)
+        await player.wait()
+        await read_until(lambda r: r["type"] == "TranslationText" and r["final"], 120)
+        await read_until(lambda r: r["type"] == "Played", 60)
+        await asyncio.sleep(4.0)  # the rest of the phrase plays
+        listen.stdin.write(b"m")  # keys work on a pipe too
+        await listen.stdin.drain()
+        await asyncio.sleep(0.5)
+        listen.stdin.write(b"q")
+        await listen.stdin.drain()
+        out, err = await asyncio.wait_for(listen.communicate(), 60)
+        recorder.terminate()
+        await recorder.wait()
+        assert listen.returncode == 0, err.decode()[-2000:]
+        records.extend(json.loads(line) for line in out.decode().splitlines() if line)
+        return records
+
+    try:
+        for _ in range(600):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        refused = subprocess.run([*command, "--token", "wrong"], env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and "dragoman: error [unauthorized]" in refused.stderr
+        records = asyncio.run(asyncio.wait_for(scenario(), 360))
+    finally:
+        server.terminate()
+        server.wait(30)
+    kinds = {r["type"] for r in records}
+    assert {"DeviceStatus", "InputLevel", "SourceText", "TranslationText", "Played",
+            "Notice", "Summary"} <= kinds
+    opened = {r["role"]: r["device"] for r in records
+              if r["type"] == "DeviceStatus" and r["state"] == "open"}
+    assert opened == {"input": "dragoman_mic", "output:fr": "dragoman_ear"}
+    said = "".join(r["committed_delta"] for r in records if r["type"] == "TranslationText")
+    assert "chang" in normalize_text(said), said
+    assert all(r["direction"] == "es>fr" for r in records if "direction" in r)
+    played = [r for r in records if r["type"] == "Played"]
+    assert all(r["device"] == "dragoman_ear" and 0 < r["mouth_to_ear"] < 60 for r in played)
+    assert any(r["type"] == "Notice" and r["message"] == "microphone muted" for r in records)
+    summary = records[-1]
+    assert summary["type"] == "Summary" and summary["mouth_to_ear_median_s"] > 0
+    found = detect(load_audio(ear, 24_000), KEY, sample_rate=24_000)
+    assert found.detected and found.p_value < 1e-6, found
 
 
 def _word(text: str, start: int, end: int) -> Word:
@@ -327,29 +521,30 @@ def test_sample_clock_and_view() -> None:
     assert view.targets["es>fr"].committed == "Bonjour"
 
 
-def test_terminal_ui_in_tmux_shows_captions_mutes_and_quits(
+def test_terminal_ui_in_tmux_shows_captions_mutes_swaps_and_quits(
     audio: VirtualAudio, clips: dict[str, Path], tmp_path: Path
 ) -> None:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (scripts/apt-packages.txt)")
-    socket = f"dragoman-listen-{os.getpid()}"
-    env = " ".join(f"{k}={v}" for k, v in audio.env.items())
-    command = (f"env {env} DRAGOMAN_WATERMARK_KEY='{PASSPHRASE}' DRAGOMAN_OFFLINE=1 "
-               f"HF_HUB_OFFLINE=1 dragoman listen --from es --to fr --input dragoman_mic "
-               f"--output dragoman_ear; echo EXITED=$?; sleep 60")
+    server = f"dragoman-listen-{os.getpid()}"
+    env = " ".join(f"{k}='{v}'" for k, v in _cli_env(audio).items()
+                   if k in (*audio.env, "PYTHONPATH") or k.startswith(("DRAGOMAN", "HF_")))
+    command = (f"env {env} {' '.join(DRAGOMAN)} listen --from es --to fr "
+               f"--input dragoman_mic --output dragoman_ear; echo EXITED=$?; sleep 60")
 
     def tmux(*args: str) -> str:
-        return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True,
+        return subprocess.run(["tmux", "-L", server, *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout
 
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "listen")
 
-    def wait_screen(text: str, timeout: float) -> str:
+    def wait_screen(text: str, timeout: float, after: str = "") -> str:
+        """The screen once `text` shows (below `after`, if given)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             shown = screen()
-            if text in shown:
+            if text in (shown.partition(after)[2] if after else shown):
                 return shown
             time.sleep(0.3)
         raise AssertionError(f"{text!r} never appeared:\n{screen()}")
@@ -363,8 +558,17 @@ def test_terminal_ui_in_tmux_shows_captions_mutes_and_quits(
         assert "said:" in shown and "es>fr" in shown and "latency" in shown
         tmux("send-keys", "-t", "listen", "m")
         wait_screen("MUTED", 10)
+        # Swap: now French is heard and Spanish spoken; unmute and speak French.
+        tmux("send-keys", "-t", "listen", "s")
+        wait_screen("now translating fr > es", 60)
+        tmux("send-keys", "-t", "listen", "m")
+        wait_screen("microphone on", 10)
+        subprocess.run(audio.play_command(clips["fr"]), env=audio.full_env(), check=True,
+                       timeout=30)
+        shown = wait_screen("cambi", 90, after="-- fr>es")
+        assert "-- es>fr" in shown  # both directions' captions stay on screen
         tmux("send-keys", "-t", "listen", "q")
         shown = wait_screen("EXITED=", 90)  # shutdown waits for a running decode
         assert "EXITED=0" in shown
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+        subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True, timeout=10)
