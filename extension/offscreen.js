@@ -86,7 +86,7 @@ async function start(tabId, settings, mode, streamId) {
   session.addEventListener('audio', (e) => {
     const frame = /** @type {CustomEvent} */ (e).detail;
     if (frame.language !== settings.target) return;
-    run.latency.queued(frame.seq, frame.sourceEnd, frame.language);
+    run.latency.queued(frame.seq, frame.sourceEnd, frame.language, wallSeconds());
     // What the server announced in session.started, not an assumption.
     run.status.badge = session.badge.text;
     player.push(frame);

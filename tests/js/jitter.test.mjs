@@ -62,13 +62,15 @@ test('latency meter: capture time of a source sample to the start of its transla
 test('latency meter: chunks continuing a phrase (same source end) are logged, not counted', () => {
   const m = new LatencyMeter();
   for (let i = 0; i < 200; i++) m.captured(320 * i, 320, (i + 1) * 0.02);
-  m.queued(1, 16000, 'fr');
+  m.queued(1, 16000, 'fr', 2.5); // source end captured at 1.0 s, arrived at 2.5 s, plays at 3.0 s
   m.queued(2, 16000, 'fr'); // same phrase, plays 0.2 s later
   m.queued(3, 32000, 'fr'); // the next source words
   m.started(1, 3.0);
   m.started(2, 3.2);
   m.started(3, 5.0);
   assert.deepEqual(m.log.map((e) => [e.id, e.first]), [[1, true], [2, false], [3, true]]);
+  assert.ok(Math.abs(/** @type {number} */ (m.log[0].arrival) - 1.5) < 1e-9);
+  assert.equal(m.log[1].arrival, null);
   assert.deepEqual(m.samples.map((x) => Math.round(x * 1000)), [2000, 3000]);
   assert.equal(m.summary().count, 2);
 });

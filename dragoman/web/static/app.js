@@ -144,7 +144,7 @@ async function start() {
     if (frame.language !== target || !running) return;
     state.audioFrames += 1;
     if (!state.watermark) showBadge(session.badge);
-    state.latency.queued(frame.seq, frame.sourceEnd, frame.language);
+    state.latency.queued(frame.seq, frame.sourceEnd, frame.language, running.ctx.currentTime);
     running.player.push(frame);
   });
   session.addEventListener('end', (e) => {

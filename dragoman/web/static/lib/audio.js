@@ -90,11 +90,11 @@ export class LatencyMeter {
     this.keep = Math.round(((o.keepSeconds ?? 120) * INPUT_RATE) / FRAME_SAMPLES);
     /** @type {{end: number, time: number}[]} */
     this.frames = [];
-    /** @type {Map<number, {sourceEnd: number, language: string}>} */
+    /** @type {Map<number, {sourceEnd: number, language: string, arrived: number | null}>} */
     this.pending = new Map();
     /** @type {number[]} seconds */
     this.samples = [];
-    /** @type {{id: number, sourceEnd: number, latency: number, first: boolean}[]} */
+    /** @type {{id: number, sourceEnd: number, latency: number, arrival: number | null, first: boolean}[]} */
     this.log = [];
     /** @type {Map<string, number>} sourceEnd of the last chunk started, per language */
     this.lastEnd = new Map();
@@ -119,9 +119,13 @@ export class LatencyMeter {
     return f[lo].time - (f[lo].end - sample) / INPUT_RATE;
   }
 
-  /** @param {number} id @param {number} sourceEnd @param {string} language */
-  queued(id, sourceEnd, language) {
-    this.pending.set(id, { sourceEnd, language });
+  /**
+   * A chunk arrived (at context time `arrived`, if given: the log then also says how
+   * much of the latency was spent before it reached the page).
+   * @param {number} id @param {number} sourceEnd @param {string} language @param {number} [arrived]
+   */
+  queued(id, sourceEnd, language, arrived) {
+    this.pending.set(id, { sourceEnd, language, arrived: arrived ?? null });
   }
 
   /**
@@ -139,7 +143,8 @@ export class LatencyMeter {
     if (at === null) return null;
     const latency = time - at;
     if (first) this.samples.push(latency);
-    this.log.push({ id, sourceEnd: chunk.sourceEnd, latency, first });
+    const arrival = chunk.arrived === null ? null : chunk.arrived - at;
+    this.log.push({ id, sourceEnd: chunk.sourceEnd, latency, arrival, first });
     if (this.samples.length > 500) this.samples.shift();
     if (this.log.length > 500) this.log.shift();
     return latency;
