@@ -307,7 +307,11 @@ def test_extension_translates_a_meeting_tab_with_tab_capture(server: str,
     statuses = " | ".join(result["statuses"])
     assert "AI voice · watermarked" in statuses, statuses  # announced by the server
     assert "meeting audio lowered" in statuses, statuses  # ducked while the translation spoke
+    # The saved screenshot, decoded: light caption text on the overlay's dark box.
     assert (ARTIFACTS / "extension-tab.png").stat().st_size > 10_000
+    overlay = result["screenshot"]["regions"]["overlay"]
+    red, green, blue = (int(overlay["background"][i:i + 2], 16) for i in (1, 3, 5))
+    assert overlay["light"] > 0.01 and 0.2126 * red + 0.7152 * green + 0.0722 * blue < 40, overlay
 
 
 def test_extension_element_capture_fallback(server: str, speech_wav: Path) -> None:

@@ -67,3 +67,43 @@ export function cpuSeconds(dir) {
   }
   return out;
 }
+
+/**
+ * Decodes a saved screenshot (in the page: no image library needed) and measures regions
+ * of it: per region its box, the share of dark pixels (`ink`: luma < 110), of light
+ * pixels (`light`: luma > 200, text on a dark overlay) and the most common colour.
+ * @param {import('playwright-core').Page} page
+ * @param {Buffer} png
+ * @param {Record<string, number[] | null>} boxes  name -> [x, y, width, height] in page pixels
+ */
+export async function inspectScreenshot(page, png, boxes) {
+  return page.evaluate(async ({ b64, boxes }) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const image = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+    const canvas = new OffscreenCanvas(image.width, image.height);
+    const g = /** @type {OffscreenCanvasRenderingContext2D} */ (canvas.getContext('2d', { willReadFrequently: true }));
+    g.drawImage(image, 0, 0);
+    /** @type {Record<string, any>} */
+    const regions = {};
+    for (const [name, box] of Object.entries(boxes)) {
+      if (!box) { regions[name] = null; continue; }
+      const [x, y] = [Math.round(box[0]), Math.round(box[1])];
+      const [w, h] = [Math.max(1, Math.round(box[2])), Math.max(1, Math.round(box[3]))];
+      const data = g.getImageData(x, y, w, h).data;
+      let ink = 0;
+      let light = 0;
+      /** @type {Map<string, number>} */
+      const colours = new Map();
+      for (let i = 0; i < data.length; i += 4) {
+        const luma = 0.2126 * data[i] + 0.7152 * data[i + 1] + 0.0722 * data[i + 2];
+        if (luma < 110) ink += 1;
+        if (luma > 200) light += 1;
+        const key = `#${[data[i], data[i + 1], data[i + 2]].map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+        colours.set(key, (colours.get(key) ?? 0) + 1);
+      }
+      const common = [...colours.entries()].sort((a, b) => b[1] - a[1])[0][0];
+      regions[name] = { box: [x, y, w, h], ink: ink / (w * h), light: light / (w * h), background: common };
+    }
+    return { width: image.width, height: image.height, regions };
+  }, { b64: png.toString('base64'), boxes });
+}

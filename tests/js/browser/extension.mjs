@@ -14,7 +14,7 @@
 //            shared lib/client.js) must receive the translation.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { launch, waitFor } from './chromium.mjs';
+import { inspectScreenshot, launch, waitFor } from './chromium.mjs';
 
 const o = JSON.parse(process.argv[2]);
 const scenario = o.scenario ?? 'tab';
@@ -143,7 +143,15 @@ async function runTab(context, worker, words) {
   Object.assign(result, await read());
   result.statuses = [...statuses];
   result.minVolume = minVolume;
-  if (o.screenshot) await page.screenshot({ path: o.screenshot });
+  if (o.screenshot) {
+    const png = await page.screenshot({ path: o.screenshot });
+    const box = await page.evaluate(() => {
+      const el = document.querySelector('dragoman-captions')?.shadowRoot?.querySelector('.target');
+      const r = el?.getBoundingClientRect();
+      return r ? [r.left, r.top, r.width, r.height] : null;
+    });
+    result.screenshot = await inspectScreenshot(page, png, { overlay: box });
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
 // sees it: every committed caption text (committed text must only ever grow), the
 // style of provisional text, the position of the caption panels (must never move), and
 // pixel statistics of regions of the saved screenshot.
-import { cpuSeconds, launch, waitFor } from './chromium.mjs';
+import { cpuSeconds, inspectScreenshot, launch, waitFor } from './chromium.mjs';
 
 const o = JSON.parse(process.argv[2]);
 const args = [];
@@ -143,7 +143,14 @@ try {
   Object.assign(result, await read());
   if (o.screenshot) {
     const png = await page.screenshot({ path: o.screenshot, fullPage: true });
-    result.screenshot = await inspectScreenshot(page, png);
+    const boxes = await page.evaluate(() => Object.fromEntries([['translation', '#target-captions'],
+      ['source', '#source-captions'], ['badge', '#watermark'], ['error', '#error']].map(([name, selector]) => {
+      const el = /** @type {HTMLElement | null} */ (document.querySelector(selector));
+      if (!el || el.hidden) return [name, null];
+      const r = el.getBoundingClientRect();
+      return [name, [r.left + scrollX, r.top + scrollY, r.width, r.height]];
+    })));
+    result.screenshot = await inspectScreenshot(page, png, boxes);
   }
 } catch (error) {
   result.ok = false;
@@ -152,45 +159,3 @@ try {
   await browser.close();
 }
 process.stdout.write(JSON.stringify(result) + '\n');
-
-/**
- * Decodes the saved screenshot (in the page, no image library needed) and measures the
- * regions the user looks at: the translation captions, the watermark badge, the error.
- * Per region: its box, the share of dark "ink" pixels, and the most common colour.
- * @param {import('playwright-core').Page} page
- * @param {Buffer} png
- */
-async function inspectScreenshot(page, png) {
-  return page.evaluate(async (b64) => {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const image = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
-    const canvas = new OffscreenCanvas(image.width, image.height);
-    const g = /** @type {OffscreenCanvasRenderingContext2D} */ (canvas.getContext('2d', { willReadFrequently: true }));
-    g.drawImage(image, 0, 0);
-    /** @type {Record<string, any>} */
-    const regions = {};
-    for (const [name, selector] of [['translation', '#target-captions'], ['source', '#source-captions'],
-      ['badge', '#watermark'], ['error', '#error']]) {
-      const el = /** @type {HTMLElement} */ (document.querySelector(selector));
-      if (!el || el.hidden) { regions[name] = null; continue; }
-      const r = el.getBoundingClientRect();
-      const x = Math.round(r.left + scrollX);
-      const y = Math.round(r.top + scrollY);
-      const w = Math.max(1, Math.round(r.width));
-      const h = Math.max(1, Math.round(r.height));
-      const data = g.getImageData(x, y, w, h).data;
-      let ink = 0;
-      /** @type {Map<string, number>} */
-      const colours = new Map();
-      for (let i = 0; i < data.length; i += 4) {
-        const luma = 0.2126 * data[i] + 0.7152 * data[i + 1] + 0.0722 * data[i + 2];
-        if (luma < 110) ink += 1;
-        const key = `#${[data[i], data[i + 1], data[i + 2]].map((v) => v.toString(16).padStart(2, '0')).join('')}`;
-        colours.set(key, (colours.get(key) ?? 0) + 1);
-      }
-      const common = [...colours.entries()].sort((a, b) => b[1] - a[1])[0][0];
-      regions[name] = { box: [x, y, w, h], ink: ink / (w * h), background: common };
-    }
-    return { width: image.width, height: image.height, regions };
-  }, png.toString('base64'));
-}
