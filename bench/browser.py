@@ -6,13 +6,20 @@ Starts `dragoman serve` (real pipeline: Whisper base -> Apertium es->fr -> Kokor
 watermark) on a free loopback port, then:
 1. browser: headless system Chromium (tests/js/browser/web_client.mjs) with the fake
    microphone looping real Spanish speech (Asterisk vm-passchanged, 2.9 s + 2 s silence,
-   48 kHz). Latency per translated chunk = context time its first sample starts playing
-   (player worklet, after the jitter buffer) - context time the source sample at the
-   chunk's `source_span.end` left the capture worklet; both on one AudioContext clock.
+   48 kHz). Latency per translated phrase = context time the first sample of its first
+   chunk starts playing (player worklet, after the jitter buffer) - context time the
+   source sample at the chunk's `source_span.end` left the capture worklet; both on one
+   AudioContext clock.
    CPU: utime+stime of each Chromium process type over the measured window (/proc).
 2. SDK: `dragoman.client` streams the same audio (16 kHz, 20 ms frames, real-time pace);
-   latency = arrival of the chunk - time the frame holding `source_span.end` was sent
-   (the SDK has no player, so no jitter buffer).
+   latency = arrival of the phrase's first chunk - time the frame holding
+   `source_span.end` was sent (the SDK has no player, so no jitter buffer).
+A phrase is the run of chunks sharing one `source_span.end`: its later chunks play back
+to back after the first, so their "latency" would add the phrase's own duration; they
+are reported separately as "all chunks". The browser also logs when each phrase's first
+chunk reached the page (same clock): "arrives in page" is comparable with the SDK row,
+and the difference to "starts playing" is the page's playback path (jitter buffer,
+speech of the previous phrase still playing).
 The two runs are sequential, on the same server, each after one warm-up utterance.
 Other engineers share the 2 cores: the JSON keeps the load average.
 """
@@ -87,11 +94,14 @@ def browser_run(port: int, wav: Path, seconds: float) -> dict[str, Any]:
 
 
 async def sdk_run(port: int, audio: np.ndarray[Any, np.dtype[np.float32]],
-                  seconds: float) -> list[float]:
+                  seconds: float) -> tuple[list[float], list[float]]:
+    """Latency of each phrase's first chunk, and of every chunk (seconds)."""
     loops = max(1, round(seconds * SAMPLE_RATE / audio.size)) + 1
     stream = np.tile(audio, loops)
     sent_at: list[float] = []  # monotonic time each frame was sent
     latencies: list[float] = []
+    every_chunk: list[float] = []
+    last_end = -1
     warmup_end = audio.size  # skip the first loop (warm-up), like the browser's first caption
     async with DragomanClient(f"ws://127.0.0.1:{port}/v1", TOKEN) as client:
         session = await client.start(source="es", targets=["fr"])
@@ -108,11 +118,16 @@ async def sdk_run(port: int, audio: np.ndarray[Any, np.dtype[np.float32]],
         sender = asyncio.create_task(send())
         async for event in session:
             if isinstance(event, AudioChunk) and event.language == "fr":
-                frame = max(0, event.source_span.end - 1) // FRAME
-                if event.source_span.end > warmup_end and frame < len(sent_at):
-                    latencies.append(time.monotonic() - sent_at[frame])
+                end = event.source_span.end
+                first, last_end = end != last_end, end
+                frame = max(0, end - 1) // FRAME
+                if end > warmup_end and frame < len(sent_at):
+                    latency = time.monotonic() - sent_at[frame]
+                    every_chunk.append(latency)
+                    if first:
+                        latencies.append(latency)
         await sender
-    return latencies
+    return latencies, every_chunk
 
 
 def main() -> None:
@@ -131,33 +146,44 @@ def main() -> None:
         load0 = os.getloadavg()
         browser = browser_run(port, wav, args.seconds)
         load1 = os.getloadavg()
-        sdk = asyncio.run(sdk_run(port, audio16, args.seconds))
+        sdk, sdk_chunks = asyncio.run(sdk_run(port, audio16, args.seconds))
         load2 = os.getloadavg()
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
     # Browser: skip chunks of the first utterance (warm-up), like the SDK run.
     first_loop = audio16.size
-    browser_lat = [e["latency"] for e in browser.get("latencyLog", [])
-                   if e["sourceEnd"] > first_loop]
+    log = [e for e in browser.get("latencyLog", []) if e["sourceEnd"] > first_loop]
+    browser_lat = [e["latency"] for e in log if e["first"]]
+    browser_arrival = [e["arrival"] for e in log if e["first"] and e.get("arrival") is not None]
     results = {
-        "browser": {"latency_s": summary(browser_lat), "all_chunks": summary(
-            [e["latency"] for e in browser.get("latencyLog", [])]),
+        "browser": {"latency_s": summary(browser_lat), "arrival_s": summary(browser_arrival),
+                    "all_chunks": summary([e["latency"] for e in log]),
             "cpu_cores": browser.get("cpu"), "playback": browser.get("playback"),
             "first_caption_s": round(browser.get("firstCaptionAfterMs", 0) / 1000, 1),
-            "ok": browser.get("ok"), "error": browser.get("error"), "loadavg": [load0, load1]},
-        "sdk": {"latency_s": summary(sdk), "loadavg": [load1, load2]},
+            "ok": browser.get("ok"), "error": browser.get("error"), "loadavg": [load0, load1],
+            "phrases": [{k: round(e[k], 3) if isinstance(e[k], float) else e[k]
+                         for k in ("sourceEnd", "arrival", "latency")} for e in log if e["first"]]},
+        "sdk": {"latency_s": summary(sdk), "all_chunks": summary(sdk_chunks),
+                "loadavg": [load1, load2]},
         "seconds": args.seconds,
     }
     out = ROOT / "bench" / "results" / "browser.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
-    b, s = results["browser"]["latency_s"], results["sdk"]["latency_s"]
-    print("| client | chunks | median s | p90 s | min s | max s |")
-    print("|---|---|---|---|---|---|")
-    for name, row in (("browser (plays, jitter buffer)", b), ("Python SDK (arrival)", s)):
-        print(f"| {name} | {row['count']} | {row['median']} | {row['p90']} | {row['min']} | "
-              f"{row['max']} |")
+    print("| client | measured | count | median s | p90 s | min s | max s |")
+    print("|---|---|---|---|---|---|---|")
+    rows = (("browser", "starts playing", "phrase starts", "latency_s"),
+            ("browser", "arrives in page", "phrase starts", "arrival_s"),
+            ("browser", "starts playing", "all chunks", "all_chunks"),
+            ("sdk", "arrives", "phrase starts", "latency_s"),
+            ("sdk", "arrives", "all chunks", "all_chunks"))
+    for key, event, what, field in rows:
+        row = results[key][field]
+        name = f"{'web client in Chromium' if key == 'browser' else 'Python SDK'} ({event})"
+        print(f"| {name} | {what} | {row['count']} | {row['median']} | {row['p90']} | "
+              f"{row['min']} | {row['max']} |")
+    print(f"load average: {load0} -> {load1} -> {load2}")
     print("browser CPU (cores, by process type):", json.dumps(browser.get("cpu")))
     print(f"written {out}")
 
