@@ -13,7 +13,8 @@ Per speech segment (from the VAD):
   falls behind real time and hands over a larger block, decodes get rarer instead
   of queueing up, so the stream never drifts further behind;
 * words on which two consecutive hypotheses agree are committed; the buffer is cut
-  at the last committed word once it grows past `trim_after_ms`;
+  at the last committed sentence end once it grows past `trim_after_ms` (at the
+  last committed word past twice that);
 * at the segment end one final decode commits everything.
 """
 
@@ -106,6 +107,16 @@ MIN_SPARSE_SECONDS = 2.0
 
 def _ms(ms: int) -> Samples:
     return ms * SAMPLE_RATE // 1000
+
+
+_SENTENCE_END = (".", "?", "!", "\u3002", "\uff1f", "\uff01", "\u0964", "\u061f")
+"""Latin, CJK (。？！), Devanagari danda and Arabic question mark."""
+
+
+def _ends_sentence(text: str) -> bool:
+    """Whether a word closes a sentence ("locked." yes; "5.00", "..." as a pause mark no)."""
+    stripped = text.strip().rstrip("\"')»”’")
+    return stripped.endswith(_SENTENCE_END) and not stripped.endswith("...")
 
 
 class StreamingRecognizer:
@@ -280,11 +291,23 @@ class StreamingRecognizer:
         ))
 
     def _trim(self, segment: _Segment) -> None:
-        if self.position - segment.buffer_start <= _ms(self.config.trim_after_ms):
+        """Cut the buffer once it is long: at the end of the last committed sentence, or,
+        with none in the buffer and twice the length, at the last committed word.
+
+        A buffer that starts mid-sentence makes Whisper skip or mishear its first words
+        ("28.8 kilobit" cut after "28.8" came back as "kill a bit"), so sentence ends
+        are the cut points of choice.
+        """
+        length = self.position - segment.buffer_start
+        if length <= _ms(self.config.trim_after_ms):
             return
-        cut = segment.agreement.committed_end
-        if cut > segment.buffer_start:
-            segment.buffer_start = cut
+        committed = segment.agreement.committed
+        sentence_ends = [w.end for w in committed
+                         if w.end > segment.buffer_start and _ends_sentence(w.text)]
+        if sentence_ends:
+            segment.buffer_start = sentence_ends[-1]
+        elif length > 2 * _ms(self.config.trim_after_ms):
+            segment.buffer_start = max(segment.buffer_start, segment.agreement.committed_end)
 
     def _drop_old_audio(self) -> None:
         """Keep only audio a segment may still need (padding reaches back pad_ms)."""
