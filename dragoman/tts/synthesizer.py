@@ -139,12 +139,19 @@ class _MarkedOutput:
         self._pending = np.zeros(0, dtype=np.float32)
         self._closed = False
 
-    def write(self, pcm: FloatAudio, span: Span) -> list[AudioChunk]:
+    def write(self, pcm: FloatAudio, span: Span, *, phrase_end: bool = False) -> list[AudioChunk]:
+        """Mark `pcm` and cut it into chunks. At a phrase end the last, shorter chunk
+        goes out too instead of waiting for the next phrase's audio."""
         if self._closed:
             raise DragomanError("synthesis output is already finished")
         self._spans.append((self._fed, span))
         self._fed += pcm.size
-        return self._chunks(self._embedder.feed(pcm), final=False)
+        return self._chunks(self._embedder.feed(pcm), final=phrase_end)
+
+    @property
+    def delay(self) -> int:
+        """Output samples the watermark embedder holds back."""
+        return self._embedder.delay_samples
 
     def close(self) -> list[AudioChunk]:
         if self._closed:
@@ -164,7 +171,7 @@ class _MarkedOutput:
             piece = self._pending[: self._chunk]
             self._pending = self._pending[piece.size :]
             out.append(AudioChunk(self._language, piece.copy(), OUTPUT_RATE, self._pts,
-                                  self._span_at(self._pts)))
+                                  self._span_at(self._pts + piece.size - 1)))
             self._pts += piece.size
         return out
 
@@ -308,8 +315,9 @@ class Synthesizer:
             audio = self._render(backend, route, segment, profile,
                                  first=index == 0, last=index == len(segments) - 1)
             self._emit(self._output.write(audio, span))
-        gap = np.zeros(round(0.032 * OUTPUT_RATE), dtype=np.float32)
-        self._emit(self._output.write(gap, span))
+        # The embedder's delay (one frame) of silence pushes the phrase's end out.
+        gap = np.zeros(self._output.delay, dtype=np.float32)
+        self._emit(self._output.write(gap, span, phrase_end=True))
 
     def _render(self, backend: SynthesisBackend, route: Route, segment: Segment,
                 profile: ProsodyProfile | None, *, first: bool, last: bool) -> FloatAudio:
