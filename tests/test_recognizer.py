@@ -93,6 +93,26 @@ def test_detects_language_per_utterance(whisper: Any, speech: Any) -> None:
     assert all(0.5 < u.language_probability <= 1.0 for u in finals)
 
 
+def test_language_is_not_fixed_on_the_first_half_second(speech: Any) -> None:
+    """Whisper base, asked "Spanish or French?", is 96 % sure that the first 0.6 s of
+    the Spanish vm-tempremoved ("Su saludo temporal ...") are French; fixing the
+    language on that decode transcribed the whole prompt as French."""
+    from dragoman.asr import WhisperConfig, WhisperTranscriber
+
+    whisper = WhisperTranscriber(WhisperConfig(candidate_languages=("es", "fr")))
+    _, clip = speech.clip("es", "vm-tempremoved")
+    audio = np.concatenate([speech.silence(0.5), clip, speech.silence(1.0)])
+    languages = {}
+    for lock_ms in (0, RecognizerConfig().language_lock_ms):
+        recognizer = StreamingRecognizer(
+            whisper, RecognizerConfig(language=None, language_lock_ms=lock_ms)
+        )
+        _, updates = stream_words(recognizer, audio)
+        languages[lock_ms] = [u.language for u in updates if u.final]
+    assert languages[0] == ["fr"]  # the failure the minimum exists for
+    assert languages[RecognizerConfig().language_lock_ms] == ["es"]
+
+
 def _tone(seconds: float) -> Any:
     t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     melody = np.sin(2 * np.pi * (440 + 110 * np.floor(t * 2) % 330) * t)  # music-like steps
