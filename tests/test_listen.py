@@ -289,8 +289,9 @@ def test_conversation_with_automatic_turns_then_swapped_outputs(
     # No push-to-talk: one session finds each utterance by voice activity and its
     # language among the two (Whisper limited to es/fr), and the router sends its
     # translation to the other person's output. Then `s` (swap) exchanges the outputs.
-    # An utterance's language is settled on its first confident decode (~0.6 s of
-    # speech), so the Spanish prompt here is one whose opening is clearly Spanish.
+    # An utterance's language is settled on its first confident decode of at least
+    # 1.5 s (RecognizerConfig.language_lock_ms); the final decode of a shorter utterance
+    # decides alone, so the Spanish prompt here is one whose opening is clearly Spanish.
     config = ListenConfig(None, (Route("fr", "dragoman_ear", "earpiece"),
                                  Route("es", "dragoman_spk", "speaker")),
                           turns="auto", input_device="dragoman_mic", session_id="auto-test")

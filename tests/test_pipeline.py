@@ -245,3 +245,16 @@ def test_source_already_in_the_target_language_passes_through(
     assert not [e for e in events if isinstance(e, Error)]
     source = committed_source(events)
     assert source and committed_translation(events, "es") == source
+
+
+def test_source_language_is_not_re_voiced_when_asked(resources: Resources, speech: Any) -> None:
+    """A conversation (dragoman listen): the speaker's own language gets captions only."""
+    _, clip = speech.clip("es", "vm-passchanged")
+    audio = np.concatenate([clip, speech.silence(1.0)])
+    config = PipelineConfig(None, ("es", "fr"), tts_backend="espeak-ng",
+                            speak_source_language=False)
+    events = asyncio.run(run_session(resources, config, audio))
+    assert not [e for e in events if isinstance(e, Error)]
+    spoken = {e.language for e in events if isinstance(e, AudioChunk)}
+    assert spoken == {"fr"}
+    assert committed_translation(events, "es") == committed_source(events)

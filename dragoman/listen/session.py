@@ -328,9 +328,13 @@ class ListenSession:
         self._index = 0
         self._clock = SampleClock()
         for source, targets in self._plans():
+            # Speech in a listener's own language is heard directly in the room: captions
+            # only, never re-voiced (in-process; a server still voices it, and the router
+            # drops it).
             pipeline_config = PipelineConfig(
                 source_language=source, target_languages=targets, prosody=self.config.prosody,
-                voice=self.config.voice, session_id=self.config.session_id)
+                voice=self.config.voice, session_id=self.config.session_id,
+                speak_source_language=False)
             translator = await self._connect(pipeline_config)
             direction = _Direction(translator, source, targets)
             direction.task = asyncio.create_task(self._pump_output(direction),

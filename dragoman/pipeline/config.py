@@ -21,6 +21,9 @@ class PipelineConfig:
     voice: force a TTS voice (default: the voice closest to the speaker).
     tts_backend: force a TTS backend ("kokoro", "espeak-ng"; default: routed per language).
     speak: synthesize speech (False: captions only).
+    speak_source_language: also speak an utterance into its own language (a lane whose
+        target is the language just spoken re-voices the speaker's words; a listener who
+        hears the speaker directly, as in a face-to-face conversation, does not need it).
     session_id: feeds the watermark payload (service id + session hash).
     service_id: 16-bit id of this deployment in the watermark payload.
     lag_report_ms: how often a `Lag` event reports each stage's backlog.
@@ -33,6 +36,7 @@ class PipelineConfig:
     voice: str | None = None
     tts_backend: str | None = None
     speak: bool = True
+    speak_source_language: bool = True
     session_id: str = ""
     service_id: int = 0x0D6A
     lag_report_ms: int = 1000

@@ -62,6 +62,7 @@ class TargetLane:
         *,
         canvas: CanvasConfig,
         synthesis: SynthesisConfig | None,
+        speak_source_language: bool = True,
     ) -> None:
         self.language = language
         self._resources = resources
@@ -70,6 +71,7 @@ class TargetLane:
         self._on_failure = on_failure
         self._canvas = canvas
         self._synthesis = synthesis
+        self._speak_source_language = speak_source_language
         self._mailbox: deque[SourceState] = deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -153,7 +155,8 @@ class TargetLane:
     async def _translate(self, state: SourceState) -> None:
         if state.utterance == self._skipped_utterance:
             return
-        if state.language == self.language:
+        passing = state.language == self.language
+        if passing:
             update = self._pass_through(state)
         else:
             engine = await self._engine_for(state)
@@ -168,6 +171,10 @@ class TargetLane:
         await self._emit(update)
         if state.final:
             self._engine = None
+        if passing and not self._speak_source_language:
+            if self.spoken_until >= self._speech_from:  # nothing of ours left to speak
+                self.spoken_until = max(self.spoken_until, state.span.end)  # not a lag
+            return
         if self._stream is not None and (update.committed_delta.strip() or state.final):
             await self._speak(update)
 
