@@ -225,6 +225,26 @@ def test_web_client_resumes_after_a_dropped_connection(server: str, speech_wav: 
     _check_captions(result)  # the "reconnecting" notice did not move the captions
 
 
+def test_web_client_stop_delivers_what_was_already_said(server: str, speech_wav: Path) -> None:
+    """Stop is pressed while source words are still provisional: the microphone stops at
+    once, but the page asks the server to flush (audio.end), so the pending words are
+    committed, translated and spoken, and the session ends normally."""
+    result = drive("web_client.mjs", {
+        "name": "web-client-stop", "scenario": "stop", "page": server + "/",
+        "url": ws_url(server), "token": TOKEN, "source": "es", "target": "fr",
+        "wav": str(speech_wav), "timeoutMs": 150_000})
+    assert result.get("exception") is None, result.get("exception")
+    assert result["error"] is None, result["error"]
+    assert result["live"] and result["ok"], result
+    assert result["statusAfterClick"] == "finishing"
+    assert result["status"] == "ended" and result["endReason"] == "completed", result
+    at_stop = result["atStop"]
+    assert len(result["source"]) > len(at_stop["source"])  # the provisional words committed
+    assert result["target"].startswith(at_stop["target"].strip())
+    assert len(result["target"]) > len(at_stop["target"])  # ... were translated
+    assert result["audioFrames"] > at_stop["audioFrames"]  # ... and spoken
+
+
 @pytest.mark.parametrize("case", ["wrong_token", "server_down", "mic_denied"])
 def test_web_client_error_messages(server: str, speech_wav: Path, case: str) -> None:
     url = ws_url(server)

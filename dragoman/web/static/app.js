@@ -152,7 +152,7 @@ async function start() {
     if (!d.error) state.endReason = d.reason;
     const problem = endProblem(d);
     if (problem) showError(problem.code, undefined, problem.message);
-    stopAudio();
+    stopAudioWhenPlayed();
     reset();
   });
 
@@ -209,14 +209,26 @@ function showBadge(badge) {
   ui.watermark.hidden = false;
 }
 
-function stopAudio() {
-  if (!running) return;
-  const { ctx, stream, capture, player } = running;
-  running = null;
-  capture.stop();
-  player.stop();
-  stream.getTracks().forEach((t) => t.stop());
-  ctx.close();
+/** Release the microphone and the audio graph of one run (the current one by default). */
+function stopAudio(run = running) {
+  if (!run) return;
+  if (run === running) running = null;
+  run.capture.stop();
+  run.player.stop();
+  run.stream.getTracks().forEach((t) => t.stop());
+  run.ctx.close();
+}
+
+/** Let the player finish the speech it holds, then release the audio. */
+function stopAudioWhenPlayed() {
+  const run = running;
+  const left = /** @type {any} */ (state.playback).bufferedMs || 0;
+  if (run && left > 0) {
+    running = null;
+    setTimeout(() => stopAudio(run), left + 200);
+  } else {
+    stopAudio(run);
+  }
 }
 
 function reset() {
@@ -228,9 +240,30 @@ ui.form.addEventListener('submit', (event) => {
   event.preventDefault();
   start();
 });
+/** How long Stop waits for the server to deliver what was already said. */
+const FINISH_TIMEOUT_MS = 20000;
+
 ui.stop.addEventListener('click', () => {
-  state.session?.close();
-  stopAudio();
-  setStatus('Stopped', 'ended');
-  reset();
+  const session = state.session;
+  ui.stop.disabled = true;
+  if (!session || !running || session.ended) {
+    session?.close();
+    stopAudio();
+    setStatus('Stopped', 'ended');
+    reset();
+    return;
+  }
+  // Stop listening at once, but lose nothing already said: on audio.end the server
+  // commits, translates and speaks what is pending, then ends the session ('end').
+  running.capture.stop();
+  running.stream.getTracks().forEach((t) => t.stop());
+  session.endInput();
+  setStatus('Finishing…', 'finishing');
+  const timer = setTimeout(() => {
+    session.close();
+    stopAudio();
+    setStatus('Stopped', 'ended');
+    reset();
+  }, FINISH_TIMEOUT_MS);
+  session.addEventListener('end', () => clearTimeout(timer), { once: true });
 });

@@ -1,7 +1,7 @@
 // Drives the web client in headless Chromium and prints one JSON result line.
 // Usage: node web_client.mjs '<json options>'
 //   {page, url, token, source, target, wav, screenshot, timeoutMs, extraMs, waitWords: [regex strings],
-//    scenario: 'translate' | 'resume' | 'error' | 'mic_denied' | 'server_gone', killPid (server_gone)}
+//    scenario: 'translate' | 'resume' | 'stop' | 'error' | 'mic_denied' | 'server_gone', killPid (server_gone)}
 // Besides the page's own state (window.dragoman) it records, from the DOM as the user
 // sees it: every committed caption text (committed text must only ever grow), the
 // style of provisional text, the position of the caption panels (must never move), and
@@ -127,6 +127,23 @@ try {
     const wall = (Date.now() - wall0) / 1000;
     result.cpu = { wallSeconds: wall, byProcess: Object.fromEntries(Object.keys(after).map((k) => [k,
       Number(((after[k] - (before[k] || 0)) / Math.max(wall, 1e-9)).toFixed(4))])) };
+  } else if (o.scenario === 'stop') {
+    // Stop while words are still provisional: what was said must still be translated and
+    // spoken, then the session ends normally ('completed').
+    result.live = await waitFor(async () => {
+      const s = await read();
+      const pending = await page.evaluate(() => /** @type {any} */ (window).dragoman.source.lines
+        .some((/** @type {any} */ l) => l.provisional.trim()));
+      return Boolean(s.error) || (s.audioFrames > 0 && pending);
+    }, o.timeoutMs ?? 120000, 100);
+    result.atStop = await read();
+    await page.click('#stop');
+    result.statusAfterClick = (await read()).status;
+    result.ok = await waitFor(async () => {
+      const s = await read();
+      return Boolean(s.error) || s.status === 'ended';
+    }, o.timeoutMs ?? 60000);
+    result.endReason = await page.evaluate(() => /** @type {any} */ (window).dragoman.endReason);
   } else if (o.scenario === 'server_gone') {
     // Speech flows, then the server process is killed: the client tries to resume for the
     // server's resume grace, then must say that the server went away.
