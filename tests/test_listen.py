@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,34 @@ def test_listening_mode_survives_unplug_and_plays_watermarked_translation(
                       sample_rate=24_000).detected
 
 
+async def _converse(audio: VirtualAudio, log: Recording, outputs: dict[str, Path],
+                    turns: list[tuple[str, Path]],
+                    before: Callable[[str], None] | None = None) -> None:
+    """Record each virtual output (role -> wav) while the clips are played into the
+    virtual microphone one after the other, 1.5 s apart; return once both directions
+    were translated and played."""
+    env = audio.full_env()
+    recorders = [await _proc(*audio.record_command(role, path), env=env)
+                 for role, path in outputs.items()]
+    await asyncio.sleep(0.5)
+    for name, clip in turns:
+        if before is not None:
+            before(name)
+        player = await _proc(*audio.play_command(clip), env=env)
+        await player.wait()
+        await asyncio.sleep(1.5)
+    await log.settle(2, 120, {"fr", "es"})
+    for recorder in recorders:
+        recorder.terminate()
+        await recorder.wait()
+
+
+def _assert_marked(*recordings: Path) -> None:
+    for path in recordings:
+        found = detect(load_audio(path, 24_000), KEY, sample_rate=24_000)
+        assert found.detected and found.p_value < 1e-6, (path, found)
+
+
 def test_conversation_sends_each_translation_to_the_other_persons_output(
     audio: VirtualAudio, resources: Resources, clips: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -253,20 +281,13 @@ def test_conversation_sends_each_translation_to_the_other_persons_output(
         session = ListenSession(config, in_process(resources))
         await session.start()
         log = Recording(session)
-        env = audio.full_env()
-        recorders = [await _proc(*audio.record_command("ear", ear), env=env),
-                     await _proc(*audio.record_command("spk", spk), env=env)]
-        await asyncio.sleep(0.5)
-        for lang in ("es", "fr"):
+
+        def pass_turn(lang: str) -> None:
             if config.routes_languages[session.speaker] != lang:
                 session.toggle_speaker()  # space in the terminal UI
-            player = await _proc(*audio.play_command(clips[lang]), env=env)
-            await player.wait()
-            await asyncio.sleep(1.5)
-        await log.settle(2, 120, {"fr", "es"})
-        for recorder in recorders:
-            recorder.terminate()
-            await recorder.wait()
+
+        await _converse(audio, log, {"ear": ear, "spk": spk},
+                        [(lang, clips[lang]) for lang in ("es", "fr")], pass_turn)
         assert session.stats()["passthrough_dropped"] == 0  # ptt: one way per session
         await session.stop()
         await log.close()
@@ -278,9 +299,7 @@ def test_conversation_sends_each_translation_to_the_other_persons_output(
     assert "cambi" in normalize_text(log.said("fr>es"))  # "... ha sido cambiada"
     played = {(p.language, p.device) for p in log.updates if isinstance(p, Played)}
     assert played == {("fr", "dragoman_ear"), ("es", "dragoman_spk")}
-    for path in (ear, spk):
-        found = detect(load_audio(path, 24_000), KEY, sample_rate=24_000)
-        assert found.detected and found.p_value < 1e-6, (path, found)
+    _assert_marked(ear, spk)
 
 
 def test_conversation_with_automatic_turns_then_swapped_outputs(
@@ -301,18 +320,9 @@ def test_conversation_with_automatic_turns_then_swapped_outputs(
         session = ListenSession(config, in_process(resources))
         await session.start()
         log = Recording(session)
-        env = audio.full_env()
-        recorders = [await _proc(*audio.record_command("ear", ear), env=env),
-                     await _proc(*audio.record_command("spk", spk), env=env)]
-        await asyncio.sleep(0.5)
-        for clip in ("es-clear", "fr"):  # nobody presses anything between the speakers
-            player = await _proc(*audio.play_command(clips[clip]), env=env)
-            await player.wait()
-            await asyncio.sleep(1.5)
-        await log.settle(2, 120, {"fr", "es"})
-        for recorder in recorders:
-            recorder.terminate()
-            await recorder.wait()
+        # Nobody presses anything between the speakers.
+        await _converse(audio, log, {"ear": ear, "spk": spk},
+                        [(lang, clips[lang]) for lang in ("es-clear", "fr")])
         stats = session.stats()
         seen = len(log.updates)
         await session.swap()
@@ -333,9 +343,7 @@ def test_conversation_with_automatic_turns_then_swapped_outputs(
     played = [p for p in log.updates if isinstance(p, Played)]
     assert {(p.language, p.device) for p in played} == {("fr", "dragoman_ear"),
                                                         ("es", "dragoman_spk")}
-    for path in (ear, spk):
-        found = detect(load_audio(path, 24_000), KEY, sample_rate=24_000)
-        assert found.detected and found.p_value < 1e-6, (path, found)
+    _assert_marked(ear, spk)
 
 
 def test_device_errors_are_clear_and_stable(audio: VirtualAudio, resources: Resources) -> None:
