@@ -162,7 +162,10 @@ class Recording:
                     and time.monotonic() - self.last_played > 1.5):
                 return
             await asyncio.sleep(0.2)
-        raise AssertionError(f"translations did not finish; got {self.captions()[-4:]}")
+        played_now = {u.language for u in self.updates if isinstance(u, Played)}
+        other = [u for u in self.updates if not isinstance(u, Caption | Played)][-8:]
+        raise AssertionError(f"translations did not finish (played: {played_now}, "
+                             f"other updates: {other}); got {self.captions()[-4:]}")
 
     def captions(self) -> list[Caption]:
         return [u for u in self.updates if isinstance(u, Caption)]

@@ -358,19 +358,24 @@ class ListenSession:
 
     async def _pump_output(self, direction: _Direction) -> None:
         router = self._router
+        # A direction with one target (listening mode, each push-to-talk direction) sends
+        # everything to it. Only the one session of automatic turns, translating into
+        # both languages, needs the router. (Push-to-talk directions are separate
+        # sessions whose utterance numbers and sample clocks overlap: routing their
+        # speech through the shared router once sent one direction's speech nowhere.)
+        single = direction.targets[0] if len(direction.targets) == 1 else None
         async for event in direction.translator:
             router.observe(event)
             if isinstance(event, SourceText):
                 source = direction.source or normalize_language(event.language)
-                target = direction.targets[0] if len(direction.targets) == 1 else None
-                self._emit(Caption(self._label(source, target), event))
+                self._emit(Caption(self._label(source, single), event))
             elif isinstance(event, TranslationText):
-                target = router.target_of(event)
+                target = single or router.target_of(event)
                 if target is not None:
                     spoken = direction.source or router.language_of(event.utterance)
                     self._emit(Caption(self._label(spoken, target), event))
             elif isinstance(event, AudioChunk):
-                self._play(router.target_of(event), event)
+                self._play(single or router.target_of(event), event)
             elif isinstance(event, Error | Lag):
                 self._emit(event)
         self._emit(Notice("translation session ended"))
