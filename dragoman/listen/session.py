@@ -44,6 +44,7 @@ from dragoman.languages import normalize_language
 from dragoman.listen.devices import DeviceInfo, choose_rate, find_device, refresh
 from dragoman.listen.ear import EarShaper, profile
 from dragoman.listen.errors import DeviceError
+from dragoman.listen.offloop import device_call
 from dragoman.listen.routing import UtteranceRouter
 from dragoman.listen.streams import Capture, Marker, Playback, SampleClock, level_dbfs
 from dragoman.listen.transport import Connect, Translator
@@ -204,7 +205,7 @@ class ListenSession:
 
         Device problems raise clear `DeviceError`s before any model is loaded.
         """
-        await asyncio.to_thread(self._check_devices)
+        await device_call(self._check_devices)
         await self._start_translators()
         try:
             await self._open_devices()
@@ -421,7 +422,7 @@ class ListenSession:
     async def _open_devices(self) -> None:
         """Open the input and every output in a worker thread (PortAudio blocks)."""
         loop = asyncio.get_running_loop()
-        job = asyncio.ensure_future(asyncio.to_thread(self._open_streams, loop))
+        job = asyncio.ensure_future(device_call(lambda: self._open_streams(loop)))
         try:
             capture, playbacks = await asyncio.shield(job)
         except asyncio.CancelledError:  # the streams may open anyway: close them then
@@ -488,7 +489,7 @@ class ListenSession:
         streams = self._detach_devices()
         if streams:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.to_thread(
+                await asyncio.wait_for(device_call(
                     lambda: [stream.close() for stream in streams]), 10)
 
     def _device_name(self, role: str) -> str:
@@ -509,7 +510,7 @@ class ListenSession:
                 await self._close_devices_off_loop()
                 await asyncio.sleep(self.config.reconnect_s)
                 try:  # re-enumerate (seconds on some systems): off the loop
-                    await asyncio.wait_for(asyncio.to_thread(refresh), 30)
+                    await asyncio.wait_for(device_call(refresh), 30)
                 except (DeviceError, TimeoutError) as again:
                     logger.info("re-enumeration failed: %s", again)
             except DragomanError as exc:  # the translation side failed (a server went away)
