@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,3 +99,18 @@ class Speech:
 @pytest.fixture(scope="session")
 def speech() -> Speech:
     return Speech()
+
+
+def wait_for_server(proc: subprocess.Popen[bytes], port: int, log: Path,
+                    timeout: float = 300) -> None:
+    """Until `proc` (a `dragoman serve`) accepts connections on the loopback `port`;
+    fails with its log if it exits first or never listens."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"dragoman serve exited ({proc.returncode}): {log.read_text()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"dragoman serve did not start listening in {timeout:.0f} s")

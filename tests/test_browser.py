@@ -24,13 +24,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("DRAGOMAN_CHROMIUM", "/usr/bin/chromium"))
@@ -92,17 +92,7 @@ def _serve(name: str, *extra: str) -> Iterator[tuple[str, subprocess.Popen[bytes
          "--allow-origin", f"chrome-extension://{EXTENSION_ID}", *extra],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"dragoman serve exited ({proc.returncode}): "
-                                     f"{log_path.read_text()}")
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("dragoman serve did not start listening in 300 s")
+        wait_for_server(proc, port, log_path)
         yield f"http://127.0.0.1:{port}", proc
     finally:
         if proc.poll() is None:

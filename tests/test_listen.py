@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import wait_for_server
 
 from dragoman.asr import WhisperConfig
 from dragoman.audio import load_audio
@@ -463,11 +464,7 @@ def test_listen_command_through_a_server_with_a_token_writes_json(
         return records
 
     try:
-        for _ in range(600):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+        wait_for_server(server, port, tmp_path / "serve.log", timeout=60)
         refused = subprocess.run([*command, "--token", "wrong"], env=env,
                                  capture_output=True, text=True, timeout=120)
         assert refused.returncode == 2 and "dragoman: error [unauthorized]" in refused.stderr
