@@ -25,7 +25,7 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,11 +110,10 @@ def babble(language: str, seconds: float) -> FloatAudio:
 
 
 def stream_run(
-    whisper: WhisperTranscriber, stream: Stream, language: str, vad: Literal["webrtc", "silero"]
+    whisper: WhisperTranscriber, stream: Stream, config: RecognizerConfig,
+    vad: Literal["webrtc", "silero"],
 ) -> dict[str, float]:
-    recognizer = StreamingRecognizer(
-        whisper, RecognizerConfig(language=language, vad=VadConfig(backend=vad))
-    )
+    recognizer = StreamingRecognizer(whisper, replace(config, vad=VadConfig(backend=vad)))
     began = time.process_time(), time.perf_counter()
     words: list[Word] = []
     segments: list[tuple[int, int]] = []
@@ -152,8 +151,10 @@ def offline_wer(whisper: WhisperTranscriber, items: list[Prompt], language: str)
     return float(jiwer.wer(reference, normalize_text(" ".join(hypotheses))))
 
 
-def latency_run(whisper: WhisperTranscriber, stream: Stream, language: str) -> list[float]:
-    recognizer = StreamingRecognizer(whisper, RecognizerConfig(language=language))
+def latency_run(
+    whisper: WhisperTranscriber, stream: Stream, config: RecognizerConfig
+) -> list[float]:
+    recognizer = StreamingRecognizer(whisper, config)
 
     async def collect() -> list[float]:
         out = []
@@ -165,6 +166,25 @@ def latency_run(whisper: WhisperTranscriber, stream: Stream, language: str) -> l
     return asyncio.run(collect())
 
 
+def noise_runs(
+    whisper: WhisperTranscriber, items: list[Prompt], config: RecognizerConfig, snr: float,
+    rng: np.random.Generator,
+) -> dict[str, dict[str, float]]:
+    """Streaming WER and VAD scores with white and babble noise, for both VADs."""
+    base = build_stream(items)
+    noises = {
+        "white": rng.standard_normal(base.audio.size).astype(np.float32),
+        "babble": babble(config.language or "en", base.audio.size / SAMPLE_RATE),
+    }
+    out = {}
+    vads: tuple[Literal["webrtc", "silero"], ...] = ("webrtc", "silero")
+    for noise_name, noise in noises.items():
+        mixed = mix(base, noise, snr)
+        for vad in vads:
+            out[f"{noise_name}_{vad}"] = stream_run(whisper, mixed, config, vad)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--languages", nargs="+", default=["en", "es", "fr"])
@@ -172,37 +192,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-utterances", type=int, default=30)
     parser.add_argument("--realtime-utterances", type=int, default=20)
     parser.add_argument("--snr", type=float, default=10.0)
-    parser.add_argument("--context-margin", type=float, default=None,
-                        help="encode each buffer plus this many seconds (default: 30 s window)")
+    parser.add_argument("--context-margin", type=float, default=WhisperConfig().context_margin_s,
+                        help="encode each buffer plus this many seconds")
+    parser.add_argument("--full-window", action="store_true",
+                        help="pad every decode to Whisper's 30 s window instead")
     parser.add_argument("--min-window", type=float, default=0.0,
                         help="with --context-margin: encode at least this many seconds")
+    parser.add_argument("--compute-budget", type=float, default=None,
+                        help="RecognizerConfig.compute_budget (default: the config's)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "asr.json")
+    parser.add_argument("--commit-context-ms", type=int, default=None,
+                        help="RecognizerConfig.commit_context_ms (default: the config's)")
+    parser.add_argument("--interim-interval-ms", type=int, default=None,
+                        help="RecognizerConfig.interim_interval_ms (default: the config's)")
     args = parser.parse_args(argv)
 
     whisper = WhisperTranscriber(
-        WhisperConfig(context_margin_s=args.context_margin, min_window_s=args.min_window)
+        WhisperConfig(context_margin_s=None if args.full_window else args.context_margin,
+                      min_window_s=args.min_window)
     )
     whisper.start()
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"settings": vars(args), "languages": {}}
     rows = []
     for language in args.languages:
+        config = RecognizerConfig(language=language)
+        if args.commit_context_ms is not None:
+            config = replace(config, commit_context_ms=args.commit_context_ms)
+        if args.compute_budget is not None:
+            config = replace(config, compute_budget=args.compute_budget)
+        if args.interim_interval_ms is not None:
+            config = replace(config, interim_interval_ms=args.interim_interval_ms)
         items = pick(language, args.utterances)
         clean = build_stream(items)
         row: dict[str, Any] = {"utterances": len(items), "audio_s": clean.audio.size / SAMPLE_RATE}
         row["offline_wer"] = offline_wer(whisper, items, language)
-        row["clean"] = stream_run(whisper, clean, language, "webrtc")
-        noisy_items = items[: args.noise_utterances]
-        base = build_stream(noisy_items)
-        noises = {
-            "white": rng.standard_normal(base.audio.size).astype(np.float32),
-            "babble": babble(language, base.audio.size / SAMPLE_RATE),
-        }
-        for noise_name, noise in noises.items():
-            mixed = mix(base, noise, args.snr)
-            vads: tuple[Literal["webrtc", "silero"], ...] = ("webrtc", "silero")
-            for vad in vads:
-                row[f"{noise_name}_{vad}"] = stream_run(whisper, mixed, language, vad)
-        latencies = latency_run(whisper, build_stream(items[: args.realtime_utterances]), language)
+        row["clean"] = stream_run(whisper, clean, config, "webrtc")
+        if args.noise_utterances > 0:
+            row.update(noise_runs(whisper, items[: args.noise_utterances], config, args.snr, rng))
+        latencies = latency_run(whisper, build_stream(items[: args.realtime_utterances]), config)
         row["commit_latency_median_s"] = statistics.median(latencies)
         row["commit_latency_p90_s"] = float(np.percentile(latencies, 90))
         results["languages"][language] = row
@@ -210,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{language}: done", file=sys.stderr)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(rows, results["peak_rss_mb"], args.snr)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "asr.json").write_text(json.dumps(results, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
 
 
@@ -230,7 +258,7 @@ def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: flo
     print("| lang | condition | webrtcvad WER | webrtcvad R / P | Silero WER | Silero R / P |")
     print("|---|---|---|---|---|---|")
     for lang, r in rows:
-        for cond in ("white", "babble"):
+        for cond in ("white", "babble") if "white_webrtc" in r else ():
             w, s = r[f"{cond}_webrtc"], r[f"{cond}_silero"]
             print(f"| {lang} | {cond} | {w['wer']:.3f} | {w['vad_recall']:.2f} / "
                   f"{w['vad_precision']:.2f} | {s['wer']:.3f} | {s['vad_recall']:.2f} / "

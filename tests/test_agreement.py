@@ -94,6 +94,21 @@ def test_words_said_again_later_are_new_words() -> None:
                                             "users"]
 
 
+def test_new_words_are_found_after_a_reheard_committed_word() -> None:
+    # Seen in listening mode: interim decodes committed "Sus contraiseñas han sido" with
+    # interpolated times that ran late; the final decode heard "con tres señas" and
+    # aligned "cambiadas." before the committed end, so matching by the last three
+    # words or by time lost the last word of the utterance.
+    agreement = LocalAgreement()
+    interim = words("Sus contraiseñas han sido", step=0.7)
+    agreement.insert(interim)
+    agreement.insert(interim)
+    assert agreement.committed_end > round(2.5 * S)
+    final = words("Sus con tres señas han sido cambiadas.", step=0.35)
+    assert final[-1].start < agreement.committed_end
+    assert texts(agreement.flush(final)) == ["cambiadas."]
+
+
 def test_flush_commits_the_final_hypothesis() -> None:
     agreement = LocalAgreement()
     agreement.insert(words("hello there"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dragoman.asr import RecognizerConfig, RecognizeStream, StreamingRecognizer, run_realtime
-from dragoman.errors import AudioError, BackendError
+from dragoman.errors import AudioError, BackendError, DragomanError
 from dragoman.events import Error, SourceText, SpeechEnded, join_words
 from dragoman.textnorm import normalize_text
 
@@ -52,6 +52,41 @@ async def test_backend_failure_becomes_an_error_event(speech: Any) -> None:
     events = [e async for e in stream]
     assert isinstance(events[-1], Error) and events[-1].code == "backend_failed"
     assert events[-1].retryable
+
+
+class CrashingTranscriber(BrokenTranscriber):
+    """A stand-in transcriber with a bug (not a model test): a TypeError, not a
+    DragomanError."""
+
+    def transcribe(
+        self, audio: Any, *, language: str | None, word_times: bool = True
+    ) -> Any:
+        raise TypeError("unsupported operand type(s)")
+
+
+async def test_a_crashed_recognizer_never_blocks_the_producer(speech: Any) -> None:
+    """A bug in recognition used to leave `push_audio` waiting forever on the full input
+    queue (the pipeline's feeder hung in bench/e2e.py): now the stream ends with an
+    Error event and later pushes fail at once."""
+    _, clip = speech.clip("en", "vm-passchanged")
+    recognizer = StreamingRecognizer(CrashingTranscriber(), RecognizerConfig("en"))  # type: ignore[arg-type]
+    stream = RecognizeStream(recognizer, max_pending_chunks=4)
+    chunks = np.array_split(np.concatenate([clip, speech.silence(1.0)]), 200)
+
+    async def produce() -> int:
+        pushed = 0
+        with pytest.raises(DragomanError, match="stopped"):
+            for chunk in chunks:
+                await stream.push_audio(chunk)
+                pushed += 1
+        return pushed
+
+    producer = asyncio.create_task(produce())
+    events = [e async for e in stream]
+    pushed = await asyncio.wait_for(producer, 30)
+    assert pushed < len(chunks)
+    assert isinstance(events[-1], Error) and events[-1].code == "internal"
+    assert "unsupported operand" in events[-1].message
 
 
 async def test_bad_audio_is_refused_at_push(whisper: Any) -> None:

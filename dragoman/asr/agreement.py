@@ -17,6 +17,10 @@ OVERLAP_TOLERANCE = SAMPLE_RATE // 10
 """A re-recognized word may start this much before the last committed end."""
 
 
+MIN_ANCHOR_LETTERS = 4
+"""A single committed word marks where the new words start only if it is this long."""
+
+
 def guard_repetitions(words: Sequence[Word], *, max_repeats: int = 2) -> list[Word]:
     """Cut a hypothesis where an n-gram (n <= 4) repeats more than `max_repeats` times.
 
@@ -119,7 +123,9 @@ class LocalAgreement:
         """The words of a hypothesis that come after what is already committed.
 
         A re-decode restates committed words before the new ones. They are found by
-        text first: the last committed words (up to 3) as a run in the hypothesis that
+        text first: the last committed words (3, else 2, else the last one if it is a
+        long word: the decoder may hear an earlier word differently, "contraiseñas"
+        then "con tres señas") as a run in the hypothesis that
         starts before the committed end (a later run is the speaker saying the same
         words again: "2 to kick all non administrator users, 3 to mute all non
         administrator users"), the one ending nearest to it. Only when no such run
@@ -129,15 +135,18 @@ class LocalAgreement:
         if not self._committed:
             return list(hypothesis)
         norm = [normalize_word(w.text) for w in hypothesis]
-        tail = [normalize_word(w.text) for w in self._committed[-3:]]
         end = self.committed_end
-        runs = [
-            i for i in range(len(norm) - len(tail) + 1)
-            if norm[i : i + len(tail)] == tail and hypothesis[i].start < end
-        ]
-        if runs:
-            best = min(runs, key=lambda i: abs(hypothesis[i + len(tail) - 1].end - end))
-            return list(hypothesis[best + len(tail) :])
+        for size in (3, 2, 1):
+            tail = [normalize_word(w.text) for w in self._committed[-size:]]
+            if len(tail) < size or (size == 1 and len(tail[0]) < MIN_ANCHOR_LETTERS):
+                continue
+            runs = [
+                i for i in range(len(norm) - size + 1)
+                if norm[i : i + size] == tail and hypothesis[i].start < end
+            ]
+            if runs:
+                best = min(runs, key=lambda i: abs(hypothesis[i + size - 1].end - end))
+                return list(hypothesis[best + size :])
         cutoff = self.committed_end - OVERLAP_TOLERANCE
         fresh = [w for w in hypothesis if w.start >= cutoff]
         # A re-decoded buffer may repeat the last committed words: drop that overlap.
@@ -147,10 +156,19 @@ class LocalAgreement:
                 return fresh[n:]
         return fresh
 
-    def insert(self, hypothesis: Sequence[Word]) -> list[Word]:
-        """Add a new hypothesis; return the words it commits (possibly none)."""
+    def insert(self, hypothesis: Sequence[Word], *, hold_after: int | None = None) -> list[Word]:
+        """Add a new hypothesis; return the words it commits (possibly none).
+
+        With `hold_after`, agreed words that end later than that sample stay tentative:
+        Whisper's guess at a word with little audio after it is the least reliable,
+        and two decodes a moment apart can make the same wrong guess.
+        """
         fresh = self.new_part(hypothesis)
-        agreed = self._commit(fresh[: agreed_words(fresh, self._previous)])
+        count = agreed_words(fresh, self._previous)
+        if hold_after is not None:
+            while count and fresh[count - 1].end > hold_after:
+                count -= 1
+        agreed = self._commit(fresh[:count])
         self._previous = fresh[len(agreed) :]
         return agreed
 

@@ -35,6 +35,7 @@ class RecognizeStream:
         self._output: asyncio.Queue[SourceEvent | None] = asyncio.Queue(1024)
         self._task: asyncio.Task[None] | None = None
         self._ended = False
+        self._stopped = False  # the worker is gone (finished, failed or cancelled)
 
     def _ensure_started(self) -> None:
         if self._task is None:
@@ -46,6 +47,8 @@ class RecognizeStream:
             raise DragomanError("push_audio after end_input")
         audio = check_audio(samples, allow_empty=True)
         self._ensure_started()
+        if self._stopped:
+            raise DragomanError("recognition has stopped (its Error event says why)")
         await self._input.put(audio)
 
     async def end_input(self) -> None:
@@ -75,6 +78,16 @@ class RecognizeStream:
             yield event
 
     async def _run(self) -> None:
+        try:
+            await self._recognize()
+        finally:
+            # Nobody reads the input any more: free the queue so that a push waiting
+            # on it returns (the next one raises) instead of waiting forever.
+            self._stopped = True
+            while not self._input.empty():
+                self._input.get_nowait()
+
+    async def _recognize(self) -> None:
         try:
             await asyncio.to_thread(self._recognizer.start)
             finished = False

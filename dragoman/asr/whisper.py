@@ -57,19 +57,19 @@ class WhisperConfig:
     """Greedy: beam 5 costs about 2x per decode on this CPU for little WER gain."""
     candidate_languages: tuple[str, ...] = ()
     """Restrict language detection to these (empty: all of Whisper's languages)."""
-    context_margin_s: float | None = None
-    """None (default): encode every call padded to Whisper's 30 s window, as it was
-    trained. A number (3.0 measured): encode only the buffer plus this much trailing
-    silence (whisper.cpp's `audio_ctx`; CTranslate2 takes any length up to the window).
-    The encoder's cost scales with its input, so a decode of a 2 s clip takes 0.25 s
-    of CPU instead of 1.2 s and streaming commit latency halves, at a cost in accuracy
-    on some words ("contraseñas" heard as "con tres señas" with 3 s, right from 12 s
-    on) and a little corpus WER (docs/benchmarks.md). With 1 s Whisper base looped."""
+    context_margin_s: float | None = 3.0
+    """Encode only the buffer plus this much trailing silence (whisper.cpp's `audio_ctx`;
+    CTranslate2 takes any length up to the window); None pads every call to Whisper's
+    30 s window, as it was trained. The encoder's cost scales with its input: a decode
+    of a 2 s clip takes 0.3 s of CPU instead of 1.3 s, so interim decodes come twice as
+    often and streaming commit latency halves (3.4-4.4 s -> 1.7-2.4 s median on 2
+    cores) at the same mean streaming WER over en/es/fr (docs/benchmarks.md, ASR,
+    2026-11-23). Single words differ both ways ("contraseñas" is "con tres señas" with
+    3 s, right from a 10 s window on). With 1 s Whisper base looped."""
     min_window_s: float = 0.0
     """With `context_margin_s`: never encode less than this many seconds (a floor that
-    keeps short buffers in a longer, more Whisper-like window). Measured 2026-11-23: a
-    12 s floor still heard "Sus contraseñas" as "con tres señas" in the browser test,
-    so neither is the default."""
+    keeps short buffers in a longer, more Whisper-like window). A 12 s floor still
+    heard "Sus contraseñas" as "con tres señas" in the browser test."""
 
 
 class WhisperTranscriber:
@@ -114,7 +114,7 @@ class WhisperTranscriber:
         self, audio: FloatAudio, *, language: str | None, word_times: bool = True
     ) -> Transcript:
         """Decode a buffer. With `word_times`, words carry aligned timestamps (an extra
-        alignment pass: about +75 % per decode on 2 CPU cores); without, each word's
+        alignment pass: 10-25 % of a decode on 2 CPU cores); without, each word's
         time is interpolated within its segment by its share of the characters."""
         self.start()
         if language is not None and language not in self._languages:
