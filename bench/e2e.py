@@ -33,14 +33,14 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sacrebleu
 
-from dragoman.asr import RecognizerConfig, VadConfig, WhisperConfig
+from dragoman.asr import RecognizerConfig, VadConfig, WhisperConfig, WhisperTranscriber
 from dragoman.audio import load_audio, resample
 from dragoman.corpus import Prompt, parallel_ids, prompt
 from dragoman.events import SAMPLE_RATE, AudioChunk, Event, Lag, TranslationText, join_words
@@ -77,7 +77,7 @@ def pick(source: str, target: str, count: int) -> list[str]:
 
 
 async def run_pair(resources: Resources, source: str, target: str, ids: list[str],
-                   hangover_ms: int, tts: str | None = None,
+                   hangover_ms: int, tts: str | None = None, commit_context_ms: int | None = None,
                    ) -> tuple[list[Instance], list[Event], float, float]:
     parts, instances, cursor = [], [], 1.0
     parts.append(np.zeros(SAMPLE_RATE, np.float32))
@@ -90,6 +90,8 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
         cursor += audio.size / SAMPLE_RATE + GAP
     stream = np.concatenate(parts)
     recognizer = RecognizerConfig(vad=VadConfig(hangover_ms=hangover_ms))
+    if commit_context_ms is not None:
+        recognizer = replace(recognizer, commit_context_ms=commit_context_ms)
     pipeline = Pipeline(PipelineConfig(source, (target,), recognizer=recognizer,
                                        tts_backend=tts, session_id="bench"), resources)
     await pipeline.start()
@@ -170,12 +172,16 @@ def erasure(events: list[Event], language: str) -> float:
     return erased / max(final_words, 1)
 
 
-def transcribe_outputs(resources: Resources, instances: list[Instance], language: str) -> None:
+def transcribe_outputs(
+    listener: WhisperTranscriber, instances: list[Instance], language: str
+) -> None:
+    """ASR-BLEU's listener: Whisper base with its full 30 s window, whatever the
+    pipeline's recognizer settings, so that the quality columns stay comparable."""
     for instance in instances:
         if instance.chunks:
             audio = np.concatenate([c.pcm for _, c in instance.chunks])
             audio16 = resample(audio, instance.chunks[0][1].sample_rate, SAMPLE_RATE)
-            words = resources.transcriber.transcribe(audio16, language=language).words
+            words = listener.transcribe(audio16, language=language).words
             instance.heard = join_words(list(words))
 
 
@@ -203,12 +209,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def evaluate(resources: Resources, pair: str, ids: list[str], hangover: int,
-             tts: str | None = None) -> dict[str, Any]:
+def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids: list[str],
+             hangover: int, tts: str | None = None, commit_context_ms: int | None = None,
+             ) -> dict[str, Any]:
     source, target = pair.split("-")
-    instances, events, cpu, seconds = asyncio.run(run_pair(resources, source, target, ids,
-                                                           hangover, tts))
-    transcribe_outputs(resources, instances, target)
+    instances, events, cpu, seconds = asyncio.run(run_pair(
+        resources, source, target, ids, hangover, tts, commit_context_ms))
+    transcribe_outputs(listener, instances, target)
     lat = [latency(i) for i in instances]
     heard = [i.heard for i in instances]
     refs = [i.reference for i in instances]
@@ -271,24 +278,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=100)
     parser.add_argument("--hangover", type=int, nargs="+", default=[400],
                         help="VAD hangover values (ms) to sweep")
-    parser.add_argument("--context-margin", type=float, default=None,
-                        help="Whisper encodes each buffer plus this many seconds "
-                        "(default: its 30 s window)")
+    parser.add_argument("--context-margin", type=float, default=WhisperConfig().context_margin_s,
+                        help="Whisper encodes each buffer plus this many seconds")
+    parser.add_argument("--full-window", action="store_true",
+                        help="Whisper pads every decode to its 30 s window instead")
     parser.add_argument("--min-window", type=float, default=0.0,
                         help="with --context-margin: Whisper encodes at least this many seconds")
+    parser.add_argument("--commit-context-ms", type=int, default=None,
+                        help="RecognizerConfig.commit_context_ms (default: the config's)")
     parser.add_argument("--tts", default=None,
                         help="force a TTS backend (kokoro, espeak-ng; default: routed)")
     parser.add_argument("--output", type=Path, default=RESULTS / "e2e.json")
     args = parser.parse_args(argv)
-    whisper = WhisperConfig(context_margin_s=args.context_margin, min_window_s=args.min_window)
+    whisper = WhisperConfig(context_margin_s=None if args.full_window else args.context_margin,
+                            min_window_s=args.min_window)
     resources = Resources(watermark_key=WatermarkKey.from_passphrase("bench"), whisper=whisper)
     asyncio.run(resources.start())
+    listener = (resources.transcriber if whisper.context_margin_s is None
+                else WhisperTranscriber(WhisperConfig(context_margin_s=None)))
     rows = []
     for pair in args.pairs:
         source, target = pair.split("-")
         ids = pick(source, target, args.utterances)
         for hangover in args.hangover:
-            rows.append(evaluate(resources, pair, ids, hangover, args.tts))
+            rows.append(evaluate(resources, listener, pair, ids, hangover, args.tts,
+                                 args.commit_context_ms))
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "

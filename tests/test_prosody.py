@@ -91,6 +91,10 @@ def test_silence_has_no_prosody() -> None:
     noise = np.random.default_rng(0).normal(0, 0.1, SAMPLE_RATE).astype(np.float32)
     with pytest.raises(AudioError):
         extract_prosody(noise, SAMPLE_RATE)  # unvoiced: no intonation to take
+    speech = load_audio(corpus.prompt("en", "auth-incorrect").path, SAMPLE_RATE)
+    for size in (1, 11, 159, 1000):  # a span of a few samples (seen in the pipeline)
+        with pytest.raises(AudioError, match="too short"):
+            extract_prosody(speech[8000 : 8000 + size], SAMPLE_RATE)
 
 
 def test_slices_of_a_profile_lay_end_to_end_into_the_whole() -> None:

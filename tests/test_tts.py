@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from watermark_check import assert_watermarked
 from dragoman import corpus
 from dragoman.audio import load_audio
 from dragoman.cli import main
-from dragoman.errors import DragomanError, UnsupportedLanguageError
+from dragoman.errors import BackendError, DragomanError, UnsupportedLanguageError
 from dragoman.events import AudioChunk, FloatAudio, Span, TranslationText
 from dragoman.languages import all_languages
 from dragoman.tts import (
@@ -208,6 +209,38 @@ async def test_stream_reports_errors_and_closes() -> None:
         async for _ in stream:
             pass
     await stream.aclose()
+
+
+async def test_a_phrase_that_crashes_is_reported_and_the_stream_goes_on(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in synthesis (here a stand-in RuntimeError on the first phrase) used to kill
+    the stream's worker silently, and whoever iterated it waited forever."""
+    synth = make(router, "en", backend="espeak-ng")
+    real_say, calls = synth.say, []
+
+    def say(text: str, **kwargs: Any) -> None:
+        calls.append(text)
+        if len(calls) == 1:
+            raise RuntimeError("vocoder exploded")
+        real_say(text, **kwargs)
+
+    monkeypatch.setattr(synth, "say", say)
+    stream = SynthesisStream(synth)
+    await stream.say("First phrase.")
+    await stream.say("Second phrase.")
+    await stream.end_input()
+    with pytest.raises(BackendError, match="vocoder exploded"):
+        async for _ in stream:
+            pass
+    chunks = await asyncio.wait_for(_collect(stream), 30)
+    await stream.aclose()
+    assert calls == ["First phrase.", "Second phrase."]
+    assert chunks and detect(joined(chunks), KEY, sample_rate=OUTPUT_RATE).detected
+
+
+async def _collect(stream: SynthesisStream) -> list[AudioChunk]:
+    return [chunk async for chunk in stream]
 
 
 class FakeXtts(XttsBackend):

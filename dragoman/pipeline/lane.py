@@ -240,8 +240,16 @@ class TargetLane:
         self._synth.rate = min(2.0, base * target)
 
     async def _forward_audio(self) -> None:
+        """Pass synthesized chunks on. A phrase that fails to synthesize is reported and
+        skipped (its captions already went out); the lane goes on with the next one."""
         assert self._stream is not None
-        async for chunk in self._stream:
-            self.spoken_until = max(self.spoken_until, chunk.source_span.end)
-            await self._emit(chunk)
+        while True:
+            try:
+                async for chunk in self._stream:
+                    self.spoken_until = max(self.spoken_until, chunk.source_span.end)
+                    await self._emit(chunk)
+                return
+            except DragomanError as exc:
+                logger.warning("%s: a phrase was not spoken: %s", self.language, exc.message)
+                await self._emit(Error(exc.code, f"{self.language}: {exc.message}", exc.retryable))
 

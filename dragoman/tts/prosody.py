@@ -87,8 +87,11 @@ def _sound(audio: FloatAudio, sample_rate: int) -> Any:
 def _frame_db(audio: FloatAudio, sample_rate: int) -> tuple[FloatArray, FloatArray]:
     hop = max(1, round(_STEP * sample_rate))
     count = max(1, audio.size // hop)
-    frames = audio[: count * hop].astype(np.float64).reshape(count, hop)
-    rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-12)
+    # Audio shorter than one frame is one frame, zero-padded (11 samples used to crash).
+    padded = np.zeros(count * hop, np.float64)
+    kept = audio[: count * hop]
+    padded[: kept.size] = kept
+    rms = np.sqrt(np.mean(padded.reshape(count, hop) ** 2, axis=1) + 1e-12)
     times = (np.arange(count) + 0.5) * hop / sample_rate
     return times, 20.0 * np.log10(rms)
 

@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from dragoman.errors import DragomanError
+from dragoman.errors import BackendError, DragomanError
 from dragoman.events import AudioChunk, FloatAudio, Span, TranslationText
 from dragoman.tts.synthesizer import Synthesizer
 
@@ -133,6 +133,10 @@ class SynthesisStream:
                 chunks = []
             except _Closed:
                 return
+            except Exception as exc:  # a bug in a backend: end the stream, never hang it
+                logger.exception("synthesis failed")
+                await self._out.put(BackendError(f"synthesis failed: {exc!r}"))
+                chunks = []
             for chunk in chunks:
                 await self._out.put(chunk)
             if isinstance(request, _End):
