@@ -38,7 +38,9 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 SPEECH = Path("/usr/share/asterisk/sounds/es/vm-passchanged.g722")
 TOKEN = "dk_browser_test_" + os.urandom(8).hex()
 EXTENSION_ID = "cceabbfkgdnhadhfodpickaiachpjhfa"  # from the "key" in extension/manifest.json
-FRENCH = [r"mots? de passe", r"chang"]  # Apertium: "Leurs mots de passe ont été changés"
+FRENCH = [r"ont (été|ete)", r"chang"]  # Apertium: "Leurs mots de passe ont été changés"
+# (Whisper base hears "contraseñas" as "con tres señas" or "concesiones" depending on
+# the encoder window; the test checks the words every window hears.)
 
 
 def _ensure_chromium() -> None:
@@ -173,7 +175,7 @@ def test_web_client_translates_spanish_microphone_speech(server: str, speech_wav
     for pattern in FRENCH:
         assert re.search(pattern, result["target"], re.I), result["target"]
         assert re.search(pattern, result["captionsText"], re.I)  # on the page, not only in state
-    assert re.search(r"contrase", result["source"], re.I), result["source"]
+    assert re.search(r"cambiad", result["source"], re.I), result["source"]
     assert result["audioFrames"] >= 2 and result["audioStarted"] >= 2  # played through the worklet
     assert result["playback"]["playedMs"] > 300
     # The real server announces its watermark in session.started; the badge says so.

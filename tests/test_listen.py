@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -426,8 +427,9 @@ def test_listen_command_through_a_server_with_a_token_writes_json(
 
     async def scenario() -> list[dict[str, Any]]:
         listen = await asyncio.create_subprocess_exec(
-            *command, "--token", "listen-token", env=env, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *command, "--token", "listen-token", env={**env, "PYTHONFAULTHANDLER": "1"},
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
         assert listen.stdin is not None and listen.stdout is not None
         records: list[dict[str, Any]] = []
 
@@ -456,7 +458,13 @@ def test_listen_command_through_a_server_with_a_token_writes_json(
         await asyncio.sleep(0.5)
         listen.stdin.write(b"q")
         await listen.stdin.drain()
-        out, err = await asyncio.wait_for(listen.communicate(), 60)
+        try:
+            out, err = await asyncio.wait_for(listen.communicate(), 60)
+        except TimeoutError:  # say where it is stuck: faulthandler dumps every thread
+            listen.send_signal(signal.SIGABRT)
+            _, err = await listen.communicate()
+            raise AssertionError("dragoman listen did not exit after 'q':\n"
+                                 + err.decode()[-6000:]) from None
         recorder.terminate()
         await recorder.wait()
         assert listen.returncode == 0, err.decode()[-2000:]

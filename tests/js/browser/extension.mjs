@@ -138,8 +138,15 @@ async function runTab(context, worker, words) {
     return found;
   }, o.timeoutMs ?? 120000, 250);
   result.captionAfterMs = Date.now() - t0;
+  // Then watch a little longer, and (tab and element modes) until the page's audio was seen
+  // ducked: the captions can commit well before the translation starts to speak.
+  const ducked = () => minVolume < 1 || [...statuses].some((s) => s.includes('lowered'));
   const until = Date.now() + (o.extraMs ?? 0);
-  while (Date.now() < until) { await observe(); await page.waitForTimeout(250); }
+  const duckUntil = Date.now() + (scenario === 'mic' ? 0 : 30000);
+  while (Date.now() < until || (!ducked() && Date.now() < duckUntil)) {
+    await observe();
+    await page.waitForTimeout(100);
+  }
   Object.assign(result, await read());
   result.statuses = [...statuses];
   result.minVolume = minVolume;

@@ -128,14 +128,16 @@ try {
     result.cpu = { wallSeconds: wall, byProcess: Object.fromEntries(Object.keys(after).map((k) => [k,
       Number(((after[k] - (before[k] || 0)) / Math.max(wall, 1e-9)).toFixed(4))])) };
   } else if (o.scenario === 'stop') {
-    // Stop while words are still provisional: what was said must still be translated and
-    // spoken, then the session ends normally ('completed').
+    // Stop while words are still provisional, in an utterance already under way (some
+    // of it committed: the start of a fresh loop of the clip is a fragment the server
+    // may rightly drop): what was said must still be translated and spoken, then the
+    // session ends normally ('completed').
     result.live = await waitFor(async () => {
       const s = await read();
       const pending = await page.evaluate(() => /** @type {any} */ (window).dragoman.source.lines
-        .some((/** @type {any} */ l) => l.provisional.trim()));
+        .some((/** @type {any} */ l) => l.committed.trim() && l.provisional.trim()));
       return Boolean(s.error) || (s.audioFrames > 0 && pending);
-    }, o.timeoutMs ?? 120000, 100);
+    }, o.timeoutMs ?? 120000, 50);
     result.atStop = await read();
     await page.click('#stop');
     result.statusAfterClick = (await read()).status;
