@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("DRAGOMAN_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "artifacts" / "browser"
 SPEECH = Path("/usr/share/asterisk/sounds/es/vm-passchanged.g722")
+# "Por favor deje su mensaje después del tono. Al terminar, cuelgue o presione la tecla de número."
+LONG_SPEECH = Path("/usr/share/asterisk/sounds/es/vm-intro.g722")
 TOKEN = "dk_browser_test_" + os.urandom(8).hex()
 EXTENSION_ID = "cceabbfkgdnhadhfodpickaiachpjhfa"  # from the "key" in extension/manifest.json
 FRENCH = [r"ont (été|ete)", r"chang"]  # Apertium: "Leurs mots de passe ont été changés"
@@ -60,16 +62,26 @@ def _ensure_node_modules() -> None:
         subprocess.run(["bash", "scripts/install_js.sh"], cwd=ROOT, check=True, timeout=600)
 
 
-@pytest.fixture(scope="module")
-def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not SPEECH.exists() or shutil.which("ffmpeg") is None:
+def _fake_microphone(tmp_path_factory: pytest.TempPathFactory, clip: Path) -> Path:
+    """`clip` then 2 s of silence (so each loop ends an utterance), 48 kHz mono s16: the
+    file Chromium's fake microphone loops."""
+    if not clip.exists() or shutil.which("ffmpeg") is None:
         pytest.skip("needs asterisk-core-sounds-es-g722 and ffmpeg")
-    wav = tmp_path_factory.mktemp("speech") / "es-48k.wav"
-    # 2.9 s of speech then 2 s of silence (so each loop ends an utterance), 48 kHz mono s16.
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(SPEECH), "-af",
+    wav = tmp_path_factory.mktemp("speech") / f"{clip.stem}-48k.wav"
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(clip), "-af",
                     "apad=pad_dur=2", "-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", str(wav)],
                    check=True)
     return wav
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _fake_microphone(tmp_path_factory, SPEECH)  # 2.9 s of speech
+
+
+@pytest.fixture(scope="module")
+def long_speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _fake_microphone(tmp_path_factory, LONG_SPEECH)  # 7 s, two sentences
 
 
 def _free_port() -> int:
@@ -217,17 +229,22 @@ def test_web_client_resumes_after_a_dropped_connection(server: str, speech_wav: 
     _check_captions(result)  # the "reconnecting" notice did not move the captions
 
 
-def test_web_client_stop_delivers_what_was_already_said(server: str, speech_wav: Path) -> None:
-    """Stop is pressed while source words are still provisional: the microphone stops at
-    once, but the page asks the server to flush (audio.end), so the pending words are
-    committed, translated and spoken, and the session ends normally."""
+def test_web_client_stop_delivers_what_was_already_said(server: str,
+                                                        long_speech_wav: Path) -> None:
+    """Stop is pressed in the middle of a sentence, while its last words are still
+    provisional: the microphone stops at once, but the page asks the server to flush
+    (audio.end), so the pending words are committed, translated and spoken, and the session
+    ends normally. (A long prompt: in a short one the first commit can come only with
+    the end of the utterance, leaving no moment to press Stop.)"""
     result = drive("web_client.mjs", {
         "name": "web-client-stop", "scenario": "stop", "page": server + "/",
         "url": ws_url(server), "token": TOKEN, "source": "es", "target": "fr",
-        "wav": str(speech_wav), "timeoutMs": 150_000})
+        "wav": str(long_speech_wav), "timeoutMs": 150_000})
     assert result.get("exception") is None, result.get("exception")
     assert result["error"] is None, result["error"]
-    assert result["live"] and result["ok"], result
+    summary = {k: result.get(k) for k in ("live", "ok", "statusAfterClick", "status", "endReason",
+                                          "source", "target", "audioFrames")}
+    assert result["live"] and result["ok"], (summary, result["atStop"])
     assert result["statusAfterClick"] == "finishing"
     assert result["status"] == "ended" and result["endReason"] == "completed", result
     at_stop = result["atStop"]
