@@ -43,7 +43,15 @@ import sacrebleu
 from dragoman.asr import RecognizerConfig, VadConfig, WhisperConfig, WhisperTranscriber
 from dragoman.audio import load_audio, resample
 from dragoman.corpus import Prompt, parallel_ids, prompt
-from dragoman.events import SAMPLE_RATE, AudioChunk, Event, Lag, TranslationText, join_words
+from dragoman.events import (
+    SAMPLE_RATE,
+    AudioChunk,
+    Event,
+    Lag,
+    SourceText,
+    TranslationText,
+    join_words,
+)
 from dragoman.pacing import feed
 from dragoman.pipeline import Pipeline, PipelineConfig, Resources
 from dragoman.watermark import WatermarkKey
@@ -62,6 +70,8 @@ class Instance:
     duration: float
     chunks: list[tuple[float, AudioChunk]] = field(default_factory=list)
     heard: str = ""
+    source_commit: float | None = None  # stream time of the first committed source word
+    target_commit: float | None = None  # ... of the first committed translation text
 
     @property
     def first_sample(self) -> int:
@@ -108,13 +118,42 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
         now = loop.time() - t0
         events.append(event)
         if isinstance(event, AudioChunk):
-            owners = [i for i in instances if i.first_sample <= event.source_span.start]
-            if owners:
-                owners[-1].chunks.append((now, event))
+            owner = _owner(instances, event.source_span.start)
+            if owner is not None:
+                owner.chunks.append((now, event))
+        elif isinstance(event, SourceText) and event.committed:
+            owner = _owner(instances, event.committed[0].start)
+            if owner is not None and owner.source_commit is None:
+                owner.source_commit = now
+        elif isinstance(event, TranslationText) and event.committed_delta.strip():
+            owner = _owner(instances, event.source_span.start)
+            if owner is not None and owner.target_commit is None:
+                owner.target_commit = now
     await feeder
     await pipeline.aclose()
     cpu = time.process_time() - cpu0
     return instances, events, cpu, stream.size / SAMPLE_RATE
+
+
+def _owner(instances: list[Instance], sample: int) -> Instance | None:
+    """The prompt a source sample belongs to (the last one starting before it)."""
+    owners = [i for i in instances if i.first_sample <= sample]
+    return owners[-1] if owners else None
+
+
+def stages(instances: list[Instance]) -> dict[str, float | None]:
+    """Median delay (s) from each prompt's start to its first committed source word, first
+    committed translation and first output audio: where StartOffset goes."""
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    return {"first_source_commit": median([i.source_commit and i.source_commit - i.offset
+                                           for i in instances]),
+            "first_target_commit": median([i.target_commit and i.target_commit - i.offset
+                                           for i in instances]),
+            "first_audio": median([i.chunks[0][0] - i.offset if i.chunks else None
+                                   for i in instances])}
 
 
 def latency(instance: Instance) -> dict[str, Any]:
@@ -243,7 +282,7 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
            "mean_EndOffset": statistics.fmean(x["EndOffset"] for x in lat) / 1000,
            "mean_LAAL": statistics.fmean(x["LAAL"] for x in lat) / 1000,
            "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure(events, target),
-           "simuleval": simuleval_check(log_dir)}
+           "simuleval": simuleval_check(log_dir), "stages": stages(instances)}
     lags = [e for e in events if isinstance(e, Lag) and e.stage == f"target:{target}"]
     row["fast_voice_share"] = (sum("fast_voice" in e.degraded for e in lags) / len(lags)
                                if lags else 0.0)
@@ -318,6 +357,12 @@ def main(argv: list[str] | None = None) -> int:
               f"| {r['EndOffset']:.2f} | {r['AL']:.2f} | {r['LAAL']:.2f} | {r['ASR-BLEU']:.1f} "
               f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} "
               f"| {r['fast_voice_share']:.0%} | {ours} ; {sim} |")
+    print("\n| pair | VAD hangover | first source commit s | first target commit s "
+          "| first audio s |  (medians from each prompt's start)")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        cells = " | ".join("n/a" if v is None else f"{v:.2f}" for v in r["stages"].values())
+        print(f"| {r['pair']} | {r['hangover_ms']} ms | {cells} |")
     print(f"\npeak resident memory: {peak:.0f} MB; anchor: {ANCHOR}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"rows": rows, "peak_rss_mb": peak, "settings": {
