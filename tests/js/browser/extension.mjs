@@ -143,7 +143,7 @@ async function runTab(context, worker, words) {
   const ducked = () => minVolume < 1 || [...statuses].some((s) => s.includes('lowered'));
   const until = Date.now() + (o.extraMs ?? 0);
   const duckUntil = Date.now() + (scenario === 'mic' ? 0 : 30000);
-  while (Date.now() < until || (!ducked() && Date.now() < duckUntil)) {
+  while (Date.now() < until || (result.ok && !ducked() && Date.now() < duckUntil)) {
     await observe();
     await page.waitForTimeout(100);
   }
