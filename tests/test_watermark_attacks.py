@@ -6,6 +6,7 @@ The full attack matrix on 2 s windows is `bench/watermark.py`.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 from pathlib import Path
 
@@ -70,26 +71,33 @@ def test_payload_survives_lossy_attack(name: str) -> None:
     assert found.payload == PAYLOAD and found.payload_reliability > 0.8
 
 
+def _attacked_windows(name: str, seed: int, hop_seconds: int) -> list[FloatAudio]:
+    """2 s windows of the marked speech after attack `name`; the same windows of the
+    unmarked speech under the same attack must not be detected (p > 1e-3 each)."""
+    clean, marked = _marked()
+    rng = np.random.default_rng(seed)
+    attacked = ATTACKS[name].apply(marked, RATE, rng, None)
+    unmarked = ATTACKS[name].apply(clean, RATE, rng, None)
+    starts = range(0, attacked.size - 2 * RATE, hop_seconds * RATE)
+    nulls = [detect(unmarked[s : s + 2 * RATE], _key(), sample_rate=RATE) for s in starts]
+    assert all(not n.detected and n.p_value > 1e-3 for n in nulls), [n.p_value for n in nulls]
+    return [attacked[s : s + 2 * RATE] for s in starts]
+
+
+def _median_z(windows: list[FloatAudio]) -> float:
+    return float(np.median([detect(w, _key(), sample_rate=RATE).z_score for w in windows]))
+
+
 @pytest.mark.parametrize("name", ["telephone", "lowpass_4k", "resample_8k"])
 def test_filtered_out_band_stops_adding_noise(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tiles a band limit removed are ignored: 2 s windows of band-limited marked speech
     score higher than when those tiles count, and unmarked band-limited speech stays
     unremarkable (the null does not depend on which tiles are used)."""
-    import importlib
-
-    detector = importlib.import_module("dragoman.watermark.detect")
-    clean, marked = _marked()
-    rng = np.random.default_rng(4)
-    attacked = ATTACKS[name].apply(marked, RATE, rng, None)
-    unmarked = ATTACKS[name].apply(clean, RATE, rng, None)
-    starts = range(0, attacked.size - 2 * RATE, 3 * RATE)
-    windows = [attacked[s : s + 2 * RATE] for s in starts]
-    with_mask = [detect(w, _key(), sample_rate=RATE).z_score for w in windows]
-    nulls = [detect(unmarked[s : s + 2 * RATE], _key(), sample_rate=RATE) for s in starts]
-    assert all(not n.detected and n.p_value > 1e-3 for n in nulls), [n.p_value for n in nulls]
-    monkeypatch.setattr(detector, "DEAD_TILE_RELATIVE", 0.0)
-    without = [detect(w, _key(), sample_rate=RATE).z_score for w in windows]
-    assert len(windows) >= 5 and np.median(with_mask) > np.median(without) + 0.4
+    windows = _attacked_windows(name, seed=4, hop_seconds=3)
+    with_mask = _median_z(windows)
+    monkeypatch.setattr(importlib.import_module("dragoman.watermark.detect"),
+                        "DEAD_TILE_RELATIVE", 0.0)
+    assert len(windows) >= 5 and with_mask > _median_z(windows) + 0.4
 
 
 @pytest.mark.parametrize("name", ["white_noise_20db", "opus_16k"])
@@ -98,21 +106,12 @@ def test_evidence_weights_lift_buried_marks(name: str, monkeypatch: pytest.Monke
     (band depth x energy share above the noise floor) scores 2 s windows of marked speech
     higher than counting every cell alike, and unmarked speech under the same attack stays
     unremarkable."""
-    import importlib
-
-    detector = importlib.import_module("dragoman.watermark.detect")
-    clean, marked = _marked()
-    rng = np.random.default_rng(5)
-    attacked = ATTACKS[name].apply(marked, RATE, rng, None)
-    unmarked = ATTACKS[name].apply(clean, RATE, rng, None)
-    starts = range(0, attacked.size - 2 * RATE, 2 * RATE)
-    windows = [attacked[s : s + 2 * RATE] for s in starts]
-    weighted = [detect(w, _key(), sample_rate=RATE).z_score for w in windows]
-    nulls = [detect(unmarked[s : s + 2 * RATE], _key(), sample_rate=RATE) for s in starts]
-    assert all(not n.detected and n.p_value > 1e-3 for n in nulls), [n.p_value for n in nulls]
-    monkeypatch.setattr(detector, "_evidence_weights", lambda tiles, active: np.ones_like(tiles))
-    flat = [detect(w, _key(), sample_rate=RATE).z_score for w in windows]
-    assert len(windows) >= 8 and np.median(weighted) > np.median(flat) + 0.4, (weighted, flat)
+    windows = _attacked_windows(name, seed=5, hop_seconds=2)
+    weighted = _median_z(windows)
+    monkeypatch.setattr(importlib.import_module("dragoman.watermark.detect"),
+                        "_evidence_weights", lambda tiles, active: np.ones_like(tiles))
+    flat = _median_z(windows)
+    assert len(windows) >= 8 and weighted > flat + 0.4, (weighted, flat)
 
 
 def test_codec_attack_changes_the_audio_and_keeps_the_length() -> None:
