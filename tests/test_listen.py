@@ -557,8 +557,9 @@ def test_terminal_ui_in_tmux_shows_captions_mutes_swaps_and_quits(
     server = f"dragoman-listen-{os.getpid()}"
     env = " ".join(f"{k}='{v}'" for k, v in _cli_env(audio).items()
                    if k in (*audio.env, "PYTHONPATH") or k.startswith(("DRAGOMAN", "HF_")))
-    command = (f"env {env} {' '.join(DRAGOMAN)} listen --from es --to fr "
-               f"--input dragoman_mic --output dragoman_ear; echo EXITED=$?; sleep 60")
+    err = tmp_path / "listen.stderr"  # logs (asyncio debug: slow callbacks) and stacks
+    command = (f"env {env} PYTHONFAULTHANDLER=1 {' '.join(DRAGOMAN)} listen --from es --to fr "
+               f"--input dragoman_mic --output dragoman_ear 2> {err}; echo EXITED=$?; sleep 60")
 
     def tmux(*args: str) -> str:
         return subprocess.run(["tmux", "-L", server, *args], capture_output=True, text=True,
@@ -575,7 +576,13 @@ def test_terminal_ui_in_tmux_shows_captions_mutes_swaps_and_quits(
             if text in (shown.partition(after)[2] if after else shown):
                 return shown
             time.sleep(0.3)
-        raise AssertionError(f"{text!r} never appeared:\n{screen()}")
+        shown = screen()
+        # Say where it is stuck: faulthandler dumps every thread's stack on SIGABRT.
+        subprocess.run(["pkill", "-ABRT", "-f", "listen --from es --to fr --input dragoman_mic"],
+                       timeout=10)
+        time.sleep(2)
+        log = err.read_text(errors="replace")[-8000:] if err.exists() else ""
+        raise AssertionError(f"{text!r} never appeared:\n{shown}\n-- stderr:\n{log}")
 
     tmux("new-session", "-d", "-s", "listen", "-x", "110", "-y", "30", command)
     try:
