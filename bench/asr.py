@@ -215,14 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"settings": vars(args), "languages": {}}
     rows = []
+    # The recognizer settings given on the command line (the config's defaults otherwise).
+    overrides = {name: value for name in ("commit_context_ms", "compute_budget",
+                                          "interim_interval_ms")
+                 if (value := getattr(args, name)) is not None}
     for language in args.languages:
-        config = RecognizerConfig(language=language)
-        if args.commit_context_ms is not None:
-            config = replace(config, commit_context_ms=args.commit_context_ms)
-        if args.compute_budget is not None:
-            config = replace(config, compute_budget=args.compute_budget)
-        if args.interim_interval_ms is not None:
-            config = replace(config, interim_interval_ms=args.interim_interval_ms)
+        config = replace(RecognizerConfig(language=language), **overrides)
         items = pick(language, args.utterances)
         clean = build_stream(items)
         row: dict[str, Any] = {"utterances": len(items), "audio_s": clean.audio.size / SAMPLE_RATE}

@@ -144,15 +144,13 @@ def _owner(instances: list[Instance], sample: int) -> Instance | None:
 def stages(instances: list[Instance]) -> dict[str, float | None]:
     """Median delay (s) from each prompt's start to its first committed source word, first
     committed translation and first output audio: where StartOffset goes."""
-    def median(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return statistics.median(known) if known else None
+    def median(times: list[tuple[float | None, float]]) -> float | None:
+        delays = [t - offset for t, offset in times if t is not None]
+        return statistics.median(delays) if delays else None
 
-    return {"first_source_commit": median([i.source_commit and i.source_commit - i.offset
-                                           for i in instances]),
-            "first_target_commit": median([i.target_commit and i.target_commit - i.offset
-                                           for i in instances]),
-            "first_audio": median([i.chunks[0][0] - i.offset if i.chunks else None
+    return {"first_source_commit": median([(i.source_commit, i.offset) for i in instances]),
+            "first_target_commit": median([(i.target_commit, i.offset) for i in instances]),
+            "first_audio": median([(i.chunks[0][0] if i.chunks else None, i.offset)
                                    for i in instances])}
 
 

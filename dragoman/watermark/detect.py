@@ -108,7 +108,7 @@ class _Features:
     """Cell features at one playback speed, for every sub-hop offset."""
 
     values: npt.NDArray[np.float64]  # (OFFSETS, frames, N_TILES), clipped, 0 where inactive
-    weights: npt.NDArray[np.float64]  # (OFFSETS, frames, N_TILES) evidence weight of a cell
+    evidence: npt.NDArray[np.float64]  # (OFFSETS, frames, N_TILES) values x evidence weights
     active: npt.NDArray[np.bool_]  # (OFFSETS, frames)
     rows: npt.NDArray[np.int64]  # (OFFSETS, frames) analysis row (STEP samples) of each frame
     speed: float
@@ -169,8 +169,8 @@ def _features(power: npt.NDArray[np.float64], speed: float) -> _Features:
     # Tiles a band-limiting filter or resampler removed hold only leakage: noise, no mark.
     dead = tiles < DEAD_TILE_RELATIVE * tiles.max(axis=2, keepdims=True, initial=0.0)
     values[:, 1:-1][dead[:, 1:-1] | dead[:, :-2] | dead[:, 2:]] = 0.0
-    weights = _evidence_weights(tiles, active)
-    return _Features(values=values, weights=weights, active=active, rows=rows, speed=speed)
+    evidence = values * _evidence_weights(tiles, active)
+    return _Features(values=values, evidence=evidence, active=active, rows=rows, speed=speed)
 
 
 def _evidence_weights(
@@ -269,8 +269,7 @@ def detect(
         starts = _window_starts(n_frames)
         for position, start in enumerate(starts):
             stop = min(start + WINDOW_FRAMES, n_frames)
-            evidence = feats.values[:, start:stop] * feats.weights[:, start:stop]
-            folded = [_fold(evidence[o], start) for o in range(OFFSETS)]
+            folded = [_fold(feats.evidence[o, start:stop], start) for o in range(OFFSETS)]
             z_all = np.stack([_sync_z(f, sync) for f in folded])  # (OFFSETS, PERIOD_FRAMES)
             offset, phase = np.unravel_index(int(np.argmax(z_all)), z_all.shape)
             z = float(z_all[offset, phase])
@@ -369,9 +368,7 @@ def _localize(
         last_frame = min(end, feats.values.shape[1])
         if last_frame <= block or feats.active[hit.offset_index, block:last_frame].mean() < 0.25:
             continue
-        o = hit.offset_index
-        evidence = feats.values[o, block:last_frame] * feats.weights[o, block:last_frame]
-        folded = _fold(evidence, block)
+        folded = _fold(feats.evidence[hit.offset_index, block:last_frame], block)
         z = float(_sync_z(folded, sync)[hit.phase])
         if z < BLOCK_Z:
             continue
