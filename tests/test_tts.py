@@ -16,7 +16,7 @@ from dragoman import corpus
 from dragoman.audio import load_audio
 from dragoman.cli import main
 from dragoman.errors import BackendError, DragomanError, UnsupportedLanguageError
-from dragoman.events import AudioChunk, FloatAudio, Span, TranslationText
+from dragoman.events import AudioChunk, FloatAudio, ManualClock, Span, TranslationText
 from dragoman.languages import all_languages
 from dragoman.tts import (
     OUTPUT_RATE,
@@ -177,6 +177,31 @@ def test_committed_text_is_spoken_at_phrase_boundaries(router: Router) -> None:
     # A phrase's last, shorter chunk leaves with it, not with the next phrase.
     assert rest and all(c.source_span == Span(30_000, 40_000) for c in rest)
     assert rest[0].pts == first[-1].pts + first[-1].pcm.size
+
+
+def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) -> None:
+    clock = ManualClock()
+    config = SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD)
+    synth = Synthesizer(config, KEY, router, clock=clock)
+    synth.start()
+    assert synth.buffered_s == 0.0
+    synth.push_text(TranslationText(0, "es", "Por favor", "", Span(0, 8_000)))
+    first = synth.events()  # nothing plays: two words are enough
+    heard = sum(c.pcm.size for c in first) / OUTPUT_RATE
+    assert first and synth.buffered_s == pytest.approx(heard)
+    clock.advance(heard / 2)  # half of it is still to be heard: gather more words
+    synth.push_text(TranslationText(0, "es", " marque el", "", Span(8_000, 16_000)))
+    assert synth.events() == []
+    synth.push_text(TranslationText(0, "es", " número", "", Span(16_000, 20_000)))
+    assert synth.events() == []
+    synth.push_text(TranslationText(0, "es", " uno", "", Span(20_000, 24_000)))
+    second = synth.events()  # four words
+    assert second and all(c.source_span == Span(8_000, 24_000) for c in second)
+    clock.advance(60.0)  # all heard: two words go at once again
+    synth.push_text(TranslationText(0, "es", " para continuar", "", Span(24_000, 32_000)))
+    assert synth.events()
+    with pytest.raises(DragomanError, match="idle_phrase_words"):
+        SynthesisConfig("es", min_phrase_words=2, idle_phrase_words=3)
 
 
 def test_prosody_uses_buffered_source_audio(router: Router) -> None:

@@ -28,7 +28,15 @@ import numpy as np
 
 from dragoman.audio import check_audio
 from dragoman.errors import DragomanError
-from dragoman.events import SAMPLE_RATE, AudioChunk, FloatAudio, Span, TranslationText
+from dragoman.events import (
+    SAMPLE_RATE,
+    AudioChunk,
+    Clock,
+    FloatAudio,
+    MonotonicClock,
+    Span,
+    TranslationText,
+)
 from dragoman.languages import normalize_language
 from dragoman.tts.base import OUTPUT_RATE, SynthesisBackend, check_rate, check_text
 from dragoman.tts.prosody import (
@@ -59,6 +67,11 @@ class SynthesisConfig:
     prosody: impose the source speaker's prosody when source audio is known.
     chunk_ms: output chunk length. min_phrase_words: committed text is spoken at
     punctuation, at the end of an utterance, or once this many words are waiting.
+    idle_phrase_words: ... or once this many are waiting while the listener has
+    nothing left to hear (`Synthesizer.buffered_s` is 0): a silent listener gains
+    nothing from a longer phrase, and the first words of an utterance are heard
+    sooner; while earlier speech still plays, words gather into longer phrases
+    (fewer synthesis calls, smoother prosody).
     payload: 32-bit watermark payload (service id + session hash).
     source_seconds: how much source audio is kept for prosody.
     first_segment_words: streaming inside a phrase: the first segment holds about
@@ -76,6 +89,7 @@ class SynthesisConfig:
     prosody_config: ProsodyConfig = field(default_factory=ProsodyConfig)
     chunk_ms: int = 200
     min_phrase_words: int = 4
+    idle_phrase_words: int = 2
     payload: int = 0
     source_seconds: float = 60.0
     first_segment_words: int = 3
@@ -87,6 +101,8 @@ class SynthesisConfig:
             raise DragomanError(f"chunk_ms must be in [10, 5000], got {self.chunk_ms}")
         if self.min_phrase_words < 1:
             raise DragomanError("min_phrase_words must be at least 1")
+        if not 1 <= self.idle_phrase_words <= self.min_phrase_words:
+            raise DragomanError("idle_phrase_words must be in [1, min_phrase_words]")
         if self.first_segment_words < 0:
             raise DragomanError("first_segment_words must be 0 (off) or more")
 
@@ -182,11 +198,13 @@ class Synthesizer:
     `push_source()` keeps recent source audio (16 kHz session samples) for prosody;
     `push_text()` takes committed translation text; `say()` speaks one phrase now;
     `flush()` speaks what is waiting; `events()` drains the chunks produced;
-    `finish()` ends the stream. `start()` loads the backends.
+    `finish()` ends the stream. `start()` loads the backends. `clock` times the
+    listener's playback (chunks are assumed heard back to back, in real time, from
+    when they leave), which decides `buffered_s`.
     """
 
     def __init__(self, config: SynthesisConfig, key: WatermarkKey,
-                 router: Router | None = None) -> None:
+                 router: Router | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self.language = normalize_language(config.language)
         self._key = key
@@ -205,6 +223,13 @@ class Synthesizer:
         """Speak with the cheapest backend (espeak-ng) instead of the routed neural
         voice: the pipeline's last resort while speech lags far behind the speaker."""
         self._sink: Callable[[list[AudioChunk]], None] | None = None
+        self._clock = clock or MonotonicClock()
+        self._playout_end = 0.0
+
+    @property
+    def buffered_s(self) -> float:
+        """Seconds of speech that left and that the listener has not heard yet."""
+        return max(0.0, self._playout_end - self._clock.now())
 
     @property
     def rate(self) -> float:
@@ -260,7 +285,8 @@ class Synthesizer:
             span = update.source_span
             self._span = span if self._span is None else Span(self._span.start, span.end)
         boundary = bool(delta) and delta[-1].endswith(_PHRASE_END)
-        if update.final or boundary or len(self._words) >= self.config.min_phrase_words:
+        enough = self.config.min_phrase_words if self.buffered_s else self.config.idle_phrase_words
+        if update.final or boundary or len(self._words) >= enough:
             self.flush()
 
     def flush(self) -> None:
@@ -280,6 +306,9 @@ class Synthesizer:
     def _emit(self, chunks: list[AudioChunk]) -> None:
         if not chunks:
             return
+        now = self._clock.now()
+        for chunk in chunks:
+            self._playout_end = max(now, self._playout_end) + chunk.pcm.size / chunk.sample_rate
         if self._sink is not None:
             self._sink(chunks)
         else:
