@@ -52,7 +52,7 @@ from dragoman.events import (
     Word,
 )
 from dragoman.events import join_words as join
-from dragoman.textnorm import normalize_text
+from dragoman.textnorm import join_digit_runs, normalize_text
 
 RESULTS = Path(__file__).parent / "results"
 GAP = 1.0
@@ -64,7 +64,14 @@ TOLERANCE_FRAMES = 15  # padding/hangover allowance when scoring VAD precision (
 class Stream:
     audio: FloatAudio
     speech_mask: np.ndarray[Any, np.dtype[np.bool_]]  # per 20 ms frame: reference speech
-    reference: str
+    reference: str  # as written, scored with `wer`
+
+
+def wer(reference: str, hypothesis: str) -> dict[str, float]:
+    """WER on normalized text, and with digit runs joined (`join_digit_runs`)."""
+    return {"wer": float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis))),
+            "wer_digits": float(jiwer.wer(join_digit_runs(reference),
+                                          join_digit_runs(hypothesis)))}
 
 
 def pick(language: str, count: int, offset: int = 0) -> list[Prompt]:
@@ -86,8 +93,7 @@ def build_stream(items: list[Prompt]) -> Stream:
         parts += [padded, np.zeros(round(GAP * SAMPLE_RATE), np.float32)]
         mask += [np.pad(active, (0, padded.size // FRAME - active.size)),
                  np.zeros(round(GAP * SAMPLE_RATE) // FRAME, bool)]
-    reference = normalize_text(" ".join(i.text for i in items))
-    return Stream(np.concatenate(parts), np.concatenate(mask), reference)
+    return Stream(np.concatenate(parts), np.concatenate(mask), " ".join(i.text for i in items))
 
 
 def mix(stream: Stream, noise: FloatAudio, snr_db: float) -> Stream:
@@ -133,7 +139,7 @@ def stream_run(
         detected[a // FRAME : b // FRAME + 1] = True
     near = np.convolve(stream.speech_mask, np.ones(2 * TOLERANCE_FRAMES + 1), "same") > 0
     return {
-        "wer": jiwer.wer(stream.reference, normalize_text(join(words))),
+        **wer(stream.reference, join(words)),
         "rtf": wall / duration,
         "cpu_rtf": (time.process_time() - began[0]) / duration,
         "decodes_per_s": recognizer.decodes / duration,
@@ -142,13 +148,13 @@ def stream_run(
     }
 
 
-def offline_wer(whisper: WhisperTranscriber, items: list[Prompt], language: str) -> float:
+def offline_wer(whisper: WhisperTranscriber, items: list[Prompt],
+                language: str) -> dict[str, float]:
     hypotheses = []
     for item in items:
         transcript = whisper.transcribe(load_audio(item.path), language=language)
         hypotheses.append(join(list(transcript.words)))
-    reference = normalize_text(" ".join(i.text for i in items))
-    return float(jiwer.wer(reference, normalize_text(" ".join(hypotheses))))
+    return wer(" ".join(i.text for i in items), " ".join(hypotheses))
 
 
 def latency_run(
@@ -224,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         items = pick(language, args.utterances)
         clean = build_stream(items)
         row: dict[str, Any] = {"utterances": len(items), "audio_s": clean.audio.size / SAMPLE_RATE}
-        row["offline_wer"] = offline_wer(whisper, items, language)
+        offline = offline_wer(whisper, items, language)
+        row["offline_wer"], row["offline_wer_digits"] = offline["wer"], offline["wer_digits"]
         row["clean"] = stream_run(whisper, clean, config, "webrtc")
         if args.noise_utterances > 0:
             row.update(noise_runs(whisper, items[: args.noise_utterances], config, args.snr, rng))
@@ -241,15 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _relative(value: float, base: float) -> str:
+    return f"{value / base - 1:+.0%}" if base else "n/a"
+
+
 def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: float) -> None:
-    print("| lang | utts | audio s | offline WER | streaming WER | rel. | RTF | decodes/s "
+    print("| lang | utts | audio s | offline WER | streaming WER | rel. | offline / streaming "
+          "WER, digits joined | rel. | RTF (CPU RTF) | decodes/s "
           "| commit latency median / p90 s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for lang, r in rows:
         c = r["clean"]
-        rel = c["wer"] / r["offline_wer"] - 1 if r["offline_wer"] else float("nan")
         print(f"| {lang} | {r['utterances']} | {r['audio_s']:.0f} | {r['offline_wer']:.3f} "
-              f"| {c['wer']:.3f} | {rel:+.0%} | {c['rtf']:.2f} | {c['decodes_per_s']:.2f} "
+              f"| {c['wer']:.3f} | {_relative(c['wer'], r['offline_wer'])} "
+              f"| {r['offline_wer_digits']:.3f} / {c['wer_digits']:.3f} "
+              f"| {_relative(c['wer_digits'], r['offline_wer_digits'])} "
+              f"| {c['rtf']:.2f} ({c['cpu_rtf']:.2f}) | {c['decodes_per_s']:.2f} "
               f"| {r['commit_latency_median_s']:.2f} / {r['commit_latency_p90_s']:.2f} |")
     print()
     print(f"Noise at {snr:g} dB SNR (WER, VAD recall / precision):")

@@ -1,4 +1,4 @@
-"""LocalAgreement-2 and the hypothesis guards (pure logic, word lists in samples)."""
+"""LocalAgreement-2, the hypothesis guards and the WER text form (pure logic)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dragoman.asr.agreement import (
     guard_trailing,
 )
 from dragoman.events import SAMPLE_RATE, Word
+from dragoman.textnorm import join_digit_runs
 
 S = SAMPLE_RATE
 
@@ -139,3 +140,9 @@ def test_trailing_hallucination_is_dropped() -> None:
     assert texts(kept) == ["ha", "sido", "bloqueada."]
     late = words("hola") + [Word(" adios", 3 * S, 3 * S + 100, 0.9)]
     assert texts(guard_trailing(late, speech_end=3 * S, min_probability=0.35)) == ["hola"]
+
+
+def test_word_error_rate_text_joins_digit_runs_only() -> None:
+    assert join_digit_runs("Dial 1 2 3 4, then 28.8!") == "dial 1234 then 288"
+    assert join_digit_runs("extension 1234 and 4 2 4 2") == "extension 1234 and 4242"
+    assert join_digit_runs("dial 2 now, 3 to mute") == "dial 2 now 3 to mute"
