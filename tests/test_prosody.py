@@ -38,9 +38,10 @@ def router() -> Router:
     return router
 
 
-def synthesize(router: Router, language: str, text: str, source: np.ndarray | None) -> np.ndarray:
+def synthesize(router: Router, language: str, text: str, source: np.ndarray | None,
+               rate: float = 1.0) -> np.ndarray:
     synth = Synthesizer(
-        SynthesisConfig(language, prosody=source is not None),
+        SynthesisConfig(language, prosody=source is not None, rate=rate),
         WatermarkKey.from_passphrase("test"), router,
     )
     synth.start()
@@ -75,6 +76,18 @@ def test_same_speaker_contour_carries_across_languages(router: Router) -> None:
     shaped = compare_prosody(reference, extract_prosody(
         synthesize(router, "es", text, source), OUTPUT_RATE))
     assert shaped.error_semitones <= 1.0 and shaped.correlation >= 0.9, shaped
+
+
+def test_a_faster_rate_is_relative_to_the_speaker(router: Router) -> None:
+    """The pipeline's catch-up rate must shorten the speech: prosody transfer re-times
+    the output to the source, and used to stretch a faster rendering back."""
+    prompt = corpus.prompt("es", "agent-newlocation")
+    source = load_audio(prompt.path, SAMPLE_RATE)
+    reference = extract_prosody(source, SAMPLE_RATE)
+    fast = compare_prosody(reference, extract_prosody(
+        synthesize(router, "es", prompt.text, source, rate=1.25), OUTPUT_RATE))
+    assert fast.duration_ratio == pytest.approx(1 / 1.25, abs=0.03), fast  # was 0.84
+    assert fast.error_semitones <= 1.0 and fast.correlation >= 0.9, fast
 
 
 def test_voice_is_chosen_by_register(router: Router) -> None:
