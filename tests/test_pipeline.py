@@ -170,6 +170,45 @@ def test_long_silences_and_ten_minute_stream_keep_memory_flat(
     assert late - early < 8_000_000, f"memory grew by {(late - early) / 1e6:.1f} MB"
 
 
+def test_a_pause_of_the_speaker_is_no_backlog(resources: Resources, speech: Any) -> None:
+    """The same sentence after an 8 s pause, once the first was heard, is spoken like
+    the first: no catch-up rate, no stand-in voice (the lag used to be measured from
+    the last chunk heard, so the pause counted as 8 s of backlog)."""
+    _, clip = speech.clip("es", "vm-passchanged")
+    utterance = np.concatenate([clip, speech.silence(1.0)])
+
+    async def session() -> list[float]:
+        pipeline = Pipeline(PipelineConfig("es", ("fr",)), resources)
+        await pipeline.start()
+        loop = asyncio.get_running_loop()
+        heard: list[float] = [0.0, 0.0]  # seconds of speech per utterance
+        last_chunk = [loop.time()]
+
+        async def drain() -> None:
+            async for event in pipeline:
+                if isinstance(event, AudioChunk):
+                    second = event.source_span.start >= utterance.size
+                    heard[second] += event.pcm.size / event.sample_rate
+                    last_chunk[0] = loop.time()
+
+        reader = asyncio.create_task(drain())
+        await feed(pipeline.push_audio, utterance, chunk_ms=100, realtime=False)
+        # Until the first sentence is spoken whole and a listener has heard it.
+        deadline = loop.time() + 90
+        while heard[0] == 0.0 or loop.time() - last_chunk[0] < 3.0 + heard[0]:
+            assert loop.time() < deadline, "the first sentence was never spoken"
+            await asyncio.sleep(0.1)
+        await feed(pipeline.push_audio, speech.silence(8.0), chunk_ms=100, realtime=False)
+        await feed(pipeline.push_audio, utterance, chunk_ms=100, realtime=False)
+        await pipeline.end_input()
+        await asyncio.wait_for(reader, 120)
+        await pipeline.aclose()
+        return heard
+
+    first, second = asyncio.run(session())
+    assert first > 1.0 and second == pytest.approx(first, rel=0.08), (first, second)
+
+
 class ExplodingBackend:
     """A stand-in translation backend that fails on its third call (error path only)."""
 

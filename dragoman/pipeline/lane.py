@@ -81,6 +81,7 @@ class TargetLane:
         self._passthrough_utterance = -1
         self._passthrough_words = 0
         self._speech_from = 0  # source sample where the next spoken phrase starts
+        self._unheard: deque[Span] = deque()  # phrases sent to speech, no chunk out yet
         self._source_fed = 0
         self._synth: Synthesizer | None = None
         self._stream: SynthesisStream | None = None
@@ -216,21 +217,26 @@ class TargetLane:
         if audio.size:
             await self._stream.push_source(audio, audio_start)
             self._source_fed = audio_start + audio.size
+        self._unheard.append(Span(start, end))
+        self._adapt_rate()
         # The synthesizer takes this phrase's own source span (for its prosody).
         await self._stream.push_text(replace(update, source_span=Span(start, end)))
         self._speech_from = end
-        self._adapt_rate(end)
 
     @property
     def fast_voice(self) -> bool:
         return self._synth is not None and self._synth.fast
 
-    def _adapt_rate(self, source_end: int) -> None:
-        """Speak faster while speech lags the speaker by more than SPEED_UP_AFTER_S,
-        with the cheap voice from FAST_VOICE_AFTER_S until it is back under that."""
-        if self._synth is None:
+    def _adapt_rate(self) -> None:
+        """Speak faster while the newest phrase waits behind more than SPEED_UP_AFTER_S
+        of the speaker's speech (in source time) not yet heard, with the cheap voice from
+        FAST_VOICE_AFTER_S until it is back under that. A pause of the speaker is no
+        backlog once everything before it was heard: the first phrase after it is
+        spoken at the normal rate, in the neural voice (measured from the last chunk
+        heard, a 1.5 s pause and a 2.5 s sentence made a 4 s "lag")."""
+        if self._synth is None or not self._unheard:
             return
-        behind = (source_end - self.spoken_until) / SAMPLE_RATE
+        behind = (self._unheard[-1].start - self._unheard[0].start) / SAMPLE_RATE
         if behind > FAST_VOICE_AFTER_S:
             self._synth.fast = True
         elif behind <= SPEED_UP_AFTER_S:
@@ -247,6 +253,10 @@ class TargetLane:
             try:
                 async for chunk in self._stream:
                     self.spoken_until = max(self.spoken_until, chunk.source_span.end)
+                    # A phrase is heard from its first chunk on (a phrase that failed
+                    # leaves with the next one that is spoken).
+                    while self._unheard and self._unheard[0].end <= chunk.source_span.end:
+                        self._unheard.popleft()
                     await self._emit(chunk)
                 return
             except DragomanError as exc:

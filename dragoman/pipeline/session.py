@@ -14,8 +14,9 @@ degrades in this order instead of letting latency grow: (1) the recognizer
 decodes less often (its cadence follows the measured decode cost, and waiting
 audio is decoded as one block); (2) translation skips interim revisions that a
 newer one superseded, so commits come in larger blocks; (3) speech is spoken up
-to 1.25x faster while it lags the speaker by more than 3 s; (4) past 6 s of lag a
-neural voice gives way to espeak-ng until the lag is back under 3 s. `Lag` events report
+to 1.25x faster while a phrase waits behind more than 3 s of the speaker's speech
+not yet heard; (4) past 6 s of it a neural voice gives way to espeak-ng until the
+backlog is back under 3 s. `Lag` events report
 each stage's backlog. If a stage fails, the session ends with an `Error` event
 after everything already committed has been delivered.
 """
