@@ -3,8 +3,12 @@ localization. Prints a table and writes bench/results/watermark.json.
 
     python bench/watermark.py [--clips 40] [--windows 3] [--null 2000]
     python bench/watermark.py --quick [--attacks opus_16k,telephone]   # for iteration
+    python bench/watermark.py --clips 500 --windows 1 --languages en,es,fr \
+        --attacks none,opus_16k,telephone,white_noise_20db     # the 500-clip subset run
 
-Real speech only: Asterisk prompts (en, es marked; en, es, fr unmarked), 16 kHz.
+Real speech only: Asterisk prompts (en, es marked by default; en, es, fr unmarked), 16 kHz.
+The prompts make 397 clips of 4.5 s or more in en + es and 579 with fr, so a run of 500
+clips needs `--languages en,es,fr`.
 """
 
 from __future__ import annotations
@@ -212,24 +216,32 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="12 clips, 2 windows, 300 null clips (iteration, not for the docs)")
     parser.add_argument("--attacks", default="", help="comma-separated subset of attacks")
+    parser.add_argument("--languages", default="en,es",
+                        help="prompt languages of the marked clips (en,es,fr for 500 clips)")
     args = parser.parse_args()
     if args.quick:
         args.clips, args.windows, args.null = 12, 2, 300
     names = args.attacks.split(",") if args.attacks else list(ATTACKS)
     rng = np.random.default_rng(2024)
-    clean = speech_clips(("en", "es"), args.clips, 4.5)
+    clean = speech_clips(tuple(args.languages.split(",")), args.clips, 4.5)
     donors = speech_clips(("fr",), 20, 6.0)
     marked = [(int(rng.integers(0, 2**32)), c) for c in clean]
     marked = [(p, embed(c, KEY, p, RATE)) for p, c in marked]
     print(f"{len(marked)} marked clips, median {np.median([c.size for c in clean]) / RATE:.1f} s")
-    results: dict[str, object] = {"clips": len(marked), "windows_per_clip": args.windows}
+    results: dict[str, object] = {"clips": len(marked), "windows_per_clip": args.windows,
+                                  "languages": args.languages}
     results["quality"] = quality(list(zip(clean, (m for _, m in marked), strict=True)))
     results["speed"] = speed(clean[:20])
     results["localization"] = localization(marked, donors)
     results["null"] = run_null(args.null, rng)
     results["attacks"] = run_attacks(marked, donors, args.windows, rng, names)
     print_table(results)
-    name = "watermark_quick.json" if args.quick or args.attacks else "watermark.json"
+    if args.quick:
+        name = "watermark_quick.json"
+    elif args.attacks:
+        name = f"watermark_{len(marked)}clips_subset.json"
+    else:
+        name = "watermark.json"
     out = Path(__file__).parent / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -361,8 +361,11 @@ def detect(
             elif score.p < scores[min(position, len(scores) - 1)].p:
                 scores[min(position, len(scores) - 1)] = score
         p_value = min(1.0, len(scores) * min(s.p for s in scores))
-        if p_value <= p_threshold:
+        if p_value <= p_threshold and speed_index == 0:
             break  # the Bonferroni factor already covers the speeds not searched
+        # A mark found at another speed may sit closer to a speed not yet searched: finish
+        # the search so that the payload is read at the best one (4 s windows, +-5 % speed:
+        # BER 0.37 / 0.41 when stopping at the first speed that detects).
     top = min(scores, key=lambda s: s.p)
     detected = p_value <= p_threshold
     if not detected:
