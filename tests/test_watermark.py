@@ -27,6 +27,7 @@ from dragoman.watermark import (
     ecc,
     embed,
 )
+from dragoman.watermark.embed import EmbedConfig
 
 PAYLOAD = 0x1234ABCD
 
@@ -56,6 +57,18 @@ def test_round_trip_on_real_speech(language: str) -> None:
     assert found.payload == PAYLOAD
     assert found.payload_reliability > 0.9
     assert found.marked_spans, "a marked file must report where the mark is"
+
+
+def test_marks_of_the_former_depth_profile_are_still_read() -> None:
+    """Marks made before session 7 (depth 0.03 below 1 kHz, 0.31 above 2.5 kHz) are
+    detected and decoded by the current detector, whose weights follow the new profile."""
+    audio = speech("en", 60, 4)
+    former = EmbedConfig(depth_low=0.03, depth_high=0.31)
+    assert EmbedConfig() != former
+    found = detect(embed(audio, _key(), payload=PAYLOAD, sample_rate=16_000, config=former),
+                   _key(), sample_rate=16_000)
+    assert found.detected and found.p_value < 1e-8
+    assert found.payload == PAYLOAD
 
 
 def test_round_trip_on_espeak_speech_at_24k(tmp_path: Path) -> None:
