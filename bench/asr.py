@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="RecognizerConfig.commit_context_ms (default: the config's)")
     parser.add_argument("--interim-interval-ms", type=int, default=None,
                         help="RecognizerConfig.interim_interval_ms (default: the config's)")
+    parser.add_argument("--agreement-history", type=int, default=None,
+                        help="RecognizerConfig.agreement_history (default: the config's)")
     args = parser.parse_args(argv)
 
     whisper = WhisperTranscriber(
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     # The recognizer settings given on the command line (the config's defaults otherwise).
     overrides = {name: value for name in ("commit_context_ms", "compute_budget",
-                                          "interim_interval_ms")
+                                          "interim_interval_ms", "agreement_history")
                  if (value := getattr(args, name)) is not None}
     for language in args.languages:
         config = replace(RecognizerConfig(language=language), **overrides)

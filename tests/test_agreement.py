@@ -146,3 +146,15 @@ def test_word_error_rate_text_joins_digit_runs_only() -> None:
     assert join_digit_runs("Dial 1 2 3 4, then 28.8!") == "dial 1234 then 288"
     assert join_digit_runs("extension 1234 and 4 2 4 2") == "extension 1234 and 4242"
     assert join_digit_runs("dial 2 now, 3 to mute") == "dial 2 now 3 to mute"
+
+
+def test_a_decoder_that_alternates_commits_on_a_repeated_reading() -> None:
+    classic, windowed = LocalAgreement(), LocalAgreement(history=2)
+    hypotheses = ["le code est", "le côté est faux", "le code est faux", "le côté est faux"]
+    committed: dict[str, list[str]] = {"classic": [], "windowed": []}
+    for text in hypotheses:
+        committed["classic"] += texts(classic.insert(words(text)))
+        committed["windowed"] += texts(windowed.insert(words(text)))
+    assert committed["classic"] == ["le"]  # stalls at the word it keeps re-reading
+    # The third agrees with the first; then "faux", heard twice after "est", commits.
+    assert committed["windowed"] == ["le", "code", "est", "faux"]

@@ -1,4 +1,4 @@
-"""Speech recognition: VAD-gated streaming Whisper with LocalAgreement-2 commits."""
+"""Speech recognition: VAD-gated streaming Whisper with local-agreement commits."""
 
 from dragoman.asr.recognizer import RecognizerConfig, StreamingRecognizer
 from dragoman.asr.runner import TimedEvent, run_offline, run_realtime

@@ -1,4 +1,4 @@
-"""LocalAgreement-2: commit the words on which two consecutive hypotheses agree.
+"""Local agreement: commit the words on which a hypothesis agrees with a recent one.
 
 Words are compared in normalized form (case, accents and punctuation ignored), so
 "locked." and "locked," agree, and letter by letter across word splits, so "6 00" and
@@ -8,6 +8,7 @@ sometimes loops ("un un un un ..."), and such loops must never become final text
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 from dragoman.events import SAMPLE_RATE, Word
@@ -101,11 +102,21 @@ def agreed_words(new: Sequence[Word], old: Sequence[Word]) -> int:
 
 
 class LocalAgreement:
-    """Keeps the committed boundary and the previous hypothesis of one utterance."""
+    """Keeps the committed boundary and the recent hypotheses of one utterance.
 
-    def __init__(self) -> None:
+    `history` = 1 is LocalAgreement-2 proper: a new hypothesis commits what it shares
+    with the one before. With more, it commits the longest prefix it shares with any
+    of the last `history` hypotheses, so a decoder that alternates between two
+    readings of a word (A, B, A, ...) commits at the second A instead of stalling
+    until the buffer limit forces everything out.
+    """
+
+    def __init__(self, history: int = 1) -> None:
+        if history < 1:
+            raise ValueError("history must be at least 1")
         self._committed: list[Word] = []
         self._previous: list[Word] = []
+        self._history: deque[tuple[Word, ...]] = deque(maxlen=history)
 
     @property
     def committed(self) -> tuple[Word, ...]:
@@ -165,17 +176,21 @@ class LocalAgreement:
         """
         fresh = self.new_part(hypothesis)
         count = agreed_words(fresh, self._previous)
+        for older in list(self._history)[1:]:  # the newest one is `_previous`
+            count = max(count, agreed_words(fresh, self.new_part(older)))
         if hold_after is not None:
             while count and fresh[count - 1].end > hold_after:
                 count -= 1
         agreed = self._commit(fresh[:count])
         self._previous = fresh[len(agreed) :]
+        self._history.appendleft(tuple(hypothesis))
         return agreed
 
     def flush(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
         """Commit everything: the final hypothesis if given, else the last tentative one."""
         rest = self.new_part(hypothesis) if hypothesis is not None else self._previous
         self._previous = []
+        self._history.clear()
         return self._commit(rest)
 
     def _commit(self, words: Sequence[Word]) -> list[Word]:

@@ -1,4 +1,4 @@
-"""The streaming recognizer core: VAD-gated Whisper re-decodes with LocalAgreement-2.
+"""The streaming recognizer core: VAD-gated Whisper re-decodes with local agreement.
 
 Synchronous and free of I/O: `feed()` audio, read `events()`, `finish()` at the
 end. The transcriber is injected, so the same core runs in the CLI, the pipeline
@@ -12,9 +12,9 @@ Per speech segment (from the VAD):
   `feed()` runs at most one interim decode, on the newest audio: when the caller
   falls behind real time and hands over a larger block, decodes get rarer instead
   of queueing up, so the stream never drifts further behind;
-* words on which two consecutive hypotheses agree are committed; the buffer is cut
-  at the last committed sentence end once it grows past `trim_after_ms` (at the
-  last committed word past twice that);
+* words on which a hypothesis agrees with one of the two before it are committed
+  (`LocalAgreement`); the buffer is cut at the last committed sentence end once it
+  grows past `trim_after_ms` (at the last committed word past twice that);
 * at the segment end one final decode commits everything.
 """
 
@@ -86,6 +86,12 @@ class RecognizerConfig:
     """Cut the buffer at the last committed word once it is longer than this."""
     max_buffer_ms: int = 20_000
     """Force-commit and cut if agreement stalls this long (Whisper sees 30 s)."""
+    agreement_history: int = 2
+    """Recent hypotheses a new one may agree with (`LocalAgreement`; 1 is LocalAgreement-2
+    proper). 2 unsticks a decoder that alternates between two readings: 40 prompts per
+    language, 20 paced, against 1 in the same session: WER es 0.149 -> 0.129, en and fr
+    unchanged; median commit latency en 5.36 -> 4.06 s, es 3.05 -> 2.78 s, fr 3.15 ->
+    3.14 s (docs/benchmarks.md)."""
     trailing_word_probability: float = 0.35
     """Final words below this probability at the end of a segment are dropped."""
     no_speech_threshold: float = 0.6
@@ -94,6 +100,11 @@ class RecognizerConfig:
     geometric mean of the word probabilities): a short "3D audio enabled" after a pause
     scored no-speech 0.71 with words at 0.89 / 0.49 / 0.98."""
     no_speech_word_probability: float = math.exp(-1.0)
+    min_interim_probability: float = 0.3
+    """An interim hypothesis whose words' geometric-mean probability is below this commits
+    nothing (the final decode, with aligned word probabilities, still decides): white
+    noise at -26 dBFS came out as "I'm going to put the sauce on the side." at 0.17 in two
+    interim decodes in a row, and the five words they shared were committed."""
     sparse_ratio: float = 0.5
     """An interim hypothesis whose new words, over the audio after the committed ones,
     fall below this share of the speaker's committed rate is ignored: Whisper sometimes
@@ -119,6 +130,12 @@ MIN_RATE_WORDS = 6
 """Committed words needed before the speaker's rate is trusted."""
 MIN_SPARSE_SECONDS = 2.0
 """Less uncommitted audio than this is never judged sparse (too few words to tell)."""
+
+
+def _mean_probability(transcript: Transcript) -> float:
+    """Geometric mean of the word probabilities (1.0 with no words)."""
+    logs = [math.log(max(w.probability, 1e-9)) for w in transcript.words]
+    return math.exp(sum(logs) / len(logs)) if logs else 1.0
 
 
 def _ms(ms: int) -> Samples:
@@ -210,7 +227,8 @@ class StreamingRecognizer:
     def _on_vad(self, event: SpeechStarted | SpeechEnded) -> None:
         if isinstance(event, SpeechStarted):
             self._segment = _Segment(
-                event.utterance, event.at, event.at, self.config.language, last_decode_end=event.at
+                event.utterance, event.at, event.at, self.config.language, last_decode_end=event.at,
+                agreement=LocalAgreement(self.config.agreement_history),
             )
             self._events.append(event)
             return
@@ -259,7 +277,10 @@ class StreamingRecognizer:
 
     def _interim(self, segment: _Segment) -> None:
         transcript = self._decode(segment, self.position, final=False)
-        if self._sparse(segment, transcript):
+        if _mean_probability(transcript) < self.config.min_interim_probability:
+            logger.debug("ignoring an unsure hypothesis: %s", transcript.words)
+            committed = []
+        elif self._sparse(segment, transcript):
             logger.debug("ignoring a hypothesis that skips speech: %s", transcript.words)
             committed = []
         else:
@@ -306,8 +327,8 @@ class StreamingRecognizer:
         cfg = self.config
         if transcript.no_speech_probability <= cfg.no_speech_threshold:
             return False
-        logs = [math.log(max(w.probability, 1e-9)) for w in transcript.words]
-        return not logs or math.exp(sum(logs) / len(logs)) < cfg.no_speech_word_probability
+        probability = _mean_probability(transcript)
+        return not transcript.words or probability < cfg.no_speech_word_probability
 
     def _emit(self, segment: _Segment, committed: list[Word], *, final: bool) -> None:
         tentative = () if final else segment.agreement.tentative
