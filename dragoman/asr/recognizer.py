@@ -277,12 +277,11 @@ class StreamingRecognizer:
 
     def _interim(self, segment: _Segment) -> None:
         transcript = self._decode(segment, self.position, final=False)
+        committed: list[Word] = []
         if _mean_probability(transcript) < self.config.min_interim_probability:
             logger.debug("ignoring an unsure hypothesis: %s", transcript.words)
-            committed = []
         elif self._sparse(segment, transcript):
             logger.debug("ignoring a hypothesis that skips speech: %s", transcript.words)
-            committed = []
         else:
             hold_after = self.position - _ms(self.config.commit_context_ms)
             committed = segment.agreement.insert(transcript.words, hold_after=hold_after)
