@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from itertools import islice
 
 from dragoman.events import SAMPLE_RATE, Word
 from dragoman.textnorm import normalize_word
@@ -176,7 +177,7 @@ class LocalAgreement:
         """
         fresh = self.new_part(hypothesis)
         count = agreed_words(fresh, self._previous)
-        for older in list(self._history)[1:]:  # the newest one is `_previous`
+        for older in islice(self._history, 1, None):  # the newest one is `_previous`
             count = max(count, agreed_words(fresh, self.new_part(older)))
         if hold_after is not None:
             while count and fresh[count - 1].end > hold_after:

@@ -110,6 +110,7 @@ _REACH_FRAMES = FEATURE_FILTER.shape[1] // 2
 _REACH_TILES = FEATURE_FILTER.shape[0] // 2
 MIN_SECONDS = 0.25
 PILOT_TILES = 9
+"""Tiles (1.1 kHz) over which the sync pilots estimate the channel for the payload."""
 PAYLOAD_WINDOW_Z = 2.0
 """Windows whose sync z under the best alignment reaches this are pooled for the payload
 (measured on 4 s windows, BER: Opus 16k 0.18 -> 0.12, telephone 0.14 -> 0.08)."""
@@ -118,7 +119,6 @@ PAYLOAD_SHARE_POWERS = (0.0, 0.5, 1.0)
 these powers, the one the sync pilots correlate best with (4 s windows, 40 clips: BER white
 noise 0.25 -> 0.17, Opus 16k 0.12 -> 0.10, pink noise 0.011 -> 0; choosing by the payload's
 own reliability instead picked overconfident candidates)."""
-"""Tiles (1.1 kHz) over which the sync pilots estimate the channel for the payload."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,9 +413,10 @@ def _decode_payload(
         if z >= PAYLOAD_WINDOW_Z or start == top.start:
             use[start:stop] = True
     share = features.share[top.offset_index]
+    counted = use[:, None] & (values != 0.0)
     best: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
     for power in PAYLOAD_SHARE_POWERS:
-        cell_weight = np.where(use[:, None] & (values != 0.0), share**power, 0.0)
+        cell_weight = np.where(counted, share**power, 0.0)
         sums = np.roll(_fold(values * cell_weight, 0), top.phase, axis=0)  # row = pattern slot
         squares = np.roll(_fold(cell_weight**2, 0), top.phase, axis=0)
         pilot_quality, z, mean = _soft_bits(sums, squares, pattern)
