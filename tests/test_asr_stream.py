@@ -38,7 +38,8 @@ class BrokenTranscriber:
         return True
 
     def transcribe(
-        self, audio: Any, *, language: str | None, word_times: bool = True
+        self, audio: Any, *, language: str | None, word_times: bool = True,
+        retry_loops: bool = True,
     ) -> Any:
         raise BackendError("decoder exploded")
 
@@ -59,7 +60,8 @@ class CrashingTranscriber(BrokenTranscriber):
     DragomanError."""
 
     def transcribe(
-        self, audio: Any, *, language: str | None, word_times: bool = True
+        self, audio: Any, *, language: str | None, word_times: bool = True,
+        retry_loops: bool = True,
     ) -> Any:
         raise TypeError("unsupported operand type(s)")
 

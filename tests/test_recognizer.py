@@ -212,6 +212,62 @@ def test_a_looping_fitted_decode_is_redone_with_the_full_window(whisper: Any) ->
     assert jiwer.wer(normalize_text(item.text), heard) <= 0.34, heard
 
 
+def test_a_looping_decode_is_cut_short(whisper: Any, speech: Any) -> None:
+    """The first 0.6 s of "Cet agent est ..." send Whisper base with the fitted window
+    into "cet agent. cet agent. ..." up to its 224-token limit (3.8 s of CPU). The token
+    budget follows the audio's length, so the loop stops after a few repeats, and an
+    interim decode (no retry) says that it looped."""
+    _, clip = speech.clip("fr", "agent-alreadyon")
+    transcript = whisper.transcribe(clip[: 6 * SAMPLE_RATE // 10], language="fr",
+                                    word_times=False, retry_loops=False)
+    assert len(transcript.words) <= 20, join_words(transcript.words)  # unbounded: 150
+    if transcript.looped:  # the retry (the default) decodes it again with the full window
+        retried = whisper.transcribe(clip[: 6 * SAMPLE_RATE // 10], language="fr",
+                                     word_times=False)
+        assert not retried.looped and len(retried.words) <= 6, join_words(retried.words)
+
+
+class TimedTranscriber:
+    """A scripted stand-in for Whisper (not a model test) that costs `costs[i]` seconds of
+    a manual clock on its i-th call (the last cost after that) and hears a steady
+    speaker saying "w0 w1 w2 ..." at 3 words a second."""
+
+    def __init__(self, clock: ManualClock, costs: list[float]) -> None:
+        self.clock, self.costs, self.calls = clock, costs, 0
+
+    def supports(self, language: str) -> bool:
+        return True
+
+    def transcribe(
+        self, audio: Any, *, language: str | None, word_times: bool = True,
+        retry_loops: bool = True,
+    ) -> Any:
+        from dragoman.asr.whisper import Transcript
+
+        self.clock.advance(self.costs[min(self.calls, len(self.costs) - 1)])
+        self.calls += 1
+        per_word = SAMPLE_RATE // 3
+        words = [Word(f" w{i}", i * per_word, (i + 1) * per_word - 800, 0.9)
+                 for i in range(audio.size // per_word)]
+        return Transcript(tuple(words), "en", 1.0, 0.0)
+
+
+def test_one_slow_decode_does_not_stop_interim_decodes(speech: Any) -> None:
+    """One decode that took 4 s (a loop) once stretched the cadence to 10 s for good:
+    no later utterance was that long, so no interim decode ran again to measure a
+    normal cost, and every word waited for the end of its utterance."""
+    clock = ManualClock()
+    transcriber = TimedTranscriber(clock, [4.0, 0.3])
+    recognizer = StreamingRecognizer(transcriber, RecognizerConfig(language="en"), clock)  # type: ignore[arg-type]
+    ids = ["demo-enterkeywords", "vm-passchanged", "demo-enterkeywords", "demo-enterkeywords"]
+    _, audio = speech.stream("en", ids)
+    _, updates = stream_words(recognizer, audio)
+    interim_commits = {u.utterance for u in updates if not u.final and u.committed}
+    last_two = sorted({u.utterance for u in updates})[-2:]
+    assert set(last_two) <= interim_commits, "later utterances must commit while spoken"
+    assert recognizer.cadence < SAMPLE_RATE, "the cadence follows the usual decode cost"
+
+
 def test_encoder_window_is_the_clip_plus_margin() -> None:
     from dragoman.asr.whisper import _encoder_frames
 
@@ -234,7 +290,8 @@ class SkippingTranscriber:
         return True
 
     def transcribe(
-        self, audio: Any, *, language: str | None, word_times: bool = True
+        self, audio: Any, *, language: str | None, word_times: bool = True,
+        retry_loops: bool = True,
     ) -> Any:
         from dragoman.asr.whisper import Transcript
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -126,6 +128,11 @@ class _Segment:
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
 
 
+DECODE_COST_HISTORY = 5
+"""Recent decodes, final ones included, whose median cost sets the cadence. A moving
+average of interim decodes only latched: one looping 0.6 s decode cost 4.3 s, stretched
+the cadence past 10 s, and with no utterance that long no interim decode ever ran again
+to shrink it (French: every word waited for its utterance's end)."""
 MIN_RATE_WORDS = 6
 """Committed words needed before the speaker's rate is trusted."""
 MIN_SPARSE_SECONDS = 2.0
@@ -170,7 +177,7 @@ class StreamingRecognizer:
         self.config = cfg
         self._transcriber = transcriber
         self._clock = clock or MonotonicClock()
-        self._decode_seconds = 0.0  # moving average of one decode's compute time
+        self._decode_costs: deque[float] = deque(maxlen=DECODE_COST_HISTORY)
         self._vad = VoiceActivityDetector(cfg.vad)
         self._audio = np.zeros(0, dtype=np.float32)
         self._audio_start: Samples = 0  # session index of self._audio[0]
@@ -191,7 +198,8 @@ class StreamingRecognizer:
     def cadence(self) -> Samples:
         """Current least new audio between interim decodes (adapts to decode cost)."""
         cfg = self.config
-        adaptive = round(self._decode_seconds / cfg.compute_budget * SAMPLE_RATE)
+        cost = statistics.median(self._decode_costs) if self._decode_costs else 0.0
+        adaptive = round(cost / cfg.compute_budget * SAMPLE_RATE)
         return max(_ms(cfg.interim_interval_ms), adaptive)
 
     def feed(self, samples: FloatAudio) -> None:
@@ -254,12 +262,10 @@ class StreamingRecognizer:
         # the long English prompts: streaming WER 0.145 with, 0.052 without).
         began = self._clock.now()
         transcript = self._transcriber.transcribe(
-            audio, language=segment.language, word_times=word_times
+            audio, language=segment.language, word_times=word_times, retry_loops=final
         )
         spent = self._clock.now() - began
-        if not final:  # the cadence paces interim decodes (a final one may cost more)
-            average = 0.7 * self._decode_seconds + 0.3 * spent
-            self._decode_seconds = average if self._decode_seconds else spent
+        self._decode_costs.append(spent)
         self.decodes += 1
         self.decode_samples += audio.size
         segment.last_decode_end = end
@@ -278,7 +284,9 @@ class StreamingRecognizer:
     def _interim(self, segment: _Segment) -> None:
         transcript = self._decode(segment, self.position, final=False)
         committed: list[Word] = []
-        if _mean_probability(transcript) < self.config.min_interim_probability:
+        if transcript.looped:
+            logger.debug("ignoring a looped hypothesis: %s", transcript.words)
+        elif _mean_probability(transcript) < self.config.min_interim_probability:
             logger.debug("ignoring an unsure hypothesis: %s", transcript.words)
         elif self._sparse(segment, transcript):
             logger.debug("ignoring a hypothesis that skips speech: %s", transcript.words)

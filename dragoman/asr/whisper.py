@@ -32,13 +32,16 @@ class Transcript:
     language: str
     language_probability: float
     no_speech_probability: float
+    looped: bool = False
+    """The decoder fell into a repetition loop and was not retried (`retry_loops=False`)."""
 
 
 class Transcriber(Protocol):
     """What the streaming recognizer needs from a speech recognizer."""
 
     def transcribe(
-        self, audio: FloatAudio, *, language: str | None, word_times: bool = True
+        self, audio: FloatAudio, *, language: str | None, word_times: bool = True,
+        retry_loops: bool = True,
     ) -> Transcript: ...
 
     def supports(self, language: str) -> bool: ...
@@ -111,11 +114,16 @@ class WhisperTranscriber:
         return normalize_language(language) in self.languages
 
     def transcribe(
-        self, audio: FloatAudio, *, language: str | None, word_times: bool = True
+        self, audio: FloatAudio, *, language: str | None, word_times: bool = True,
+        retry_loops: bool = True,
     ) -> Transcript:
         """Decode a buffer. With `word_times`, words carry aligned timestamps (an extra
         alignment pass: 10-25 % of a decode on 2 CPU cores); without, each word's
-        time is interpolated within its segment by its share of the characters."""
+        time is interpolated within its segment by its share of the characters.
+
+        A decode that loops with the fitted window is decoded again with the full one
+        when `retry_loops`; without, it comes back marked `looped` (an interim decode
+        can do without it: the retry costs a full-window decode)."""
         self.start()
         if language is not None and language not in self._languages:
             raise UnsupportedLanguageError(f"{self.config.model} cannot recognize {language!r}")
@@ -128,12 +136,14 @@ class WhisperTranscriber:
         if language is None and self.config.candidate_languages:
             language, detected = self._detect_among(audio, self.config.candidate_languages)
         materialized, info = self._decode(audio, language, word_times)
-        if margin is not None and _looped(materialized):
+        looped = margin is not None and _looped(materialized)
+        if looped and retry_loops:
             # The short window sometimes sends Whisper base into a loop ("weasels have
             # even our phone system" x9 on a 3 s clip) where the full window does not.
             logger.debug("decode looped with a fitted window; again with the full one")
             self._model.encoder_frames = FULL_WINDOW_FRAMES
             materialized, info = self._decode(audio, language, word_times)
+            looped = False
         if word_times:
             words = tuple(
                 Word(w.word, round(w.start * SAMPLE_RATE), round(w.end * SAMPLE_RATE),
@@ -152,7 +162,7 @@ class WhisperTranscriber:
             )
         no_speech = min((s.no_speech_prob for s in materialized), default=1.0)
         probability = float(info.language_probability) if detected is None else detected
-        return Transcript(words, info.language, probability, float(no_speech))
+        return Transcript(words, info.language, probability, float(no_speech), looped)
 
     def _decode(
         self, audio: FloatAudio, language: str | None, word_times: bool
@@ -167,6 +177,7 @@ class WhisperTranscriber:
                 word_timestamps=word_times,
                 vad_filter=False,
                 without_timestamps=not word_times,
+                max_new_tokens=_token_budget(audio.size),
             )
             return list(segments), info
         except (RuntimeError, ValueError) as exc:
@@ -186,6 +197,26 @@ class WhisperTranscriber:
 FRAMES_PER_SECOND = 100
 """Whisper's mel frames per second; the encoder halves them (stride 2)."""
 FULL_WINDOW_FRAMES = 3000
+
+
+TOKENS_PER_SECOND = 20
+"""Bound on `max_new_tokens` per second of audio, plus `EXTRA_TOKENS`. Generous: fast
+speech is 4-6 text tokens a second, and CTranslate2 stops at about half the bound in
+text tokens. It must leave a loop room to show itself: with 52 on the 3 s "Weasels have
+eaten our phone system", the looped text compressed at 2.26, under the loop threshold;
+with 80, 3.3."""
+EXTRA_TOKENS = 24
+MAX_NEW_TOKENS = 400
+"""Whisper's limit is 448 tokens including the prompt."""
+
+
+def _token_budget(samples: int) -> int:
+    """Most tokens a decode of `samples` may produce. Unbounded, a looping decoder runs
+    to Whisper's limit: 224 tokens of "cet agent. cet agent. ..." from 0.6 s of French
+    took 3.8 s of CPU instead of 0.2 s, and that one decode stretched the recognizer's
+    measured cadence past 10 s."""
+    seconds = samples / SAMPLE_RATE
+    return min(MAX_NEW_TOKENS, EXTRA_TOKENS + math.ceil(TOKENS_PER_SECOND * seconds))
 
 
 LOOP_COMPRESSION_RATIO = 2.4
