@@ -59,11 +59,17 @@ def test_round_trip_on_real_speech(language: str) -> None:
     assert found.marked_spans, "a marked file must report where the mark is"
 
 
-def test_marks_of_the_former_depth_profile_are_still_read() -> None:
-    """Marks made before session 7 (depth 0.03 below 1 kHz, 0.31 above 2.5 kHz) are
-    detected and decoded by the current detector, whose weights follow the new profile."""
+@pytest.mark.parametrize(
+    "former",
+    [
+        EmbedConfig(depth_low=0.03, depth_high=0.31, frame_cap_db=None),  # before session 7
+        EmbedConfig(frame_cap_db=None),  # session 7: no per-frame cap
+    ],
+)
+def test_marks_of_former_embedders_are_still_read(former: EmbedConfig) -> None:
+    """Marks made before session 7 (depth 0.03 below 1 kHz, 0.31 above 2.5 kHz) and before
+    session 8 (no per-frame cap) are detected and decoded by the current detector."""
     audio = speech("en", 60, 4)
-    former = EmbedConfig(depth_low=0.03, depth_high=0.31)
     assert EmbedConfig() != former
     found = detect(embed(audio, _key(), payload=PAYLOAD, sample_rate=16_000, config=former),
                    _key(), sample_rate=16_000)
@@ -138,6 +144,55 @@ def test_streaming_equals_whole_signal(sizes: list[int]) -> None:
     np.testing.assert_allclose(streamed, whole, atol=1e-6)
 
 
+def _quiet_high_band(audio: FloatAudio, rate: int) -> FloatAudio:
+    """Speech kept above 2.5 kHz only and scaled to about -80 dBFS: the kind of clip whose
+    mark, a fixed ratio of each bin, came out 14 dB under it before the per-frame cap."""
+    spectrum = np.fft.rfft(audio.astype(np.float64))
+    spectrum[np.fft.rfftfreq(audio.size, 1.0 / rate) < 2500.0] = 0.0
+    high = np.fft.irfft(spectrum, n=audio.size)
+    return (high * 1e-4 / np.sqrt(np.mean(high**2))).astype(np.float32)
+
+
+def _snr_db(audio: FloatAudio, marked: FloatAudio) -> float:
+    clean = audio.astype(np.float64)
+    return float(10 * np.log10(np.sum(clean**2) / np.sum((marked - clean) ** 2)))
+
+
+def test_frame_cap_keeps_a_quiet_high_band_clip_under_the_cap() -> None:
+    audio = _quiet_high_band(speech("en", 20, 4), 16_000)
+    cap = EmbedConfig().frame_cap_db
+    assert cap is not None
+    capped = embed(audio, _key(), payload=PAYLOAD, sample_rate=16_000)
+    uncapped = embed(audio, _key(), PAYLOAD, 16_000, config=EmbedConfig(frame_cap_db=None))
+    assert _snr_db(audio, uncapped) < 15.0  # the cap is what the SNR owes to
+    # the cap's reference is the recent peak, not each frame alone: a frame right after a
+    # louder one may keep up to 22 dB under that peak, so the clip lands near, not above
+    assert _snr_db(audio, capped) >= cap - 2.0
+    # speech at a normal level and spectrum is mostly under the cap (SNR about 30 dB)
+    loud = speech("en", 20, 4)
+    assert _snr_db(loud, embed(loud, _key(), PAYLOAD, 16_000)) < cap + 12.0
+    found = detect(capped, _key(), sample_rate=16_000)
+    assert found.detected and found.payload == PAYLOAD
+
+
+@pytest.mark.parametrize("sizes", [[1, 479, 480, 4000, 7, 20_000], [768], [333] * 50])
+def test_capped_streaming_equals_whole_signal(sizes: list[int]) -> None:
+    """The cap's state (a peak follower) carries across chunks: no look-ahead needed."""
+    audio = np.concatenate([speech("es", 10, 1, rate=24_000),
+                            _quiet_high_band(speech("es", 11, 1, rate=24_000), 24_000)])
+    whole = embed(audio, _key(), payload=PAYLOAD, sample_rate=24_000)
+    plain = embed(audio, _key(), PAYLOAD, 24_000, config=EmbedConfig(frame_cap_db=None))
+    assert np.abs(whole - plain).max() > 1e-4  # the cap did act on this audio
+    streamer = StreamingEmbedder(_key(), payload=PAYLOAD, sample_rate=24_000)
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(streamer.feed(audio[start : start + size]))
+        start += size
+    pieces.append(streamer.feed(audio[start:]))
+    pieces.append(streamer.finish())
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-6)
+
+
 def test_delay_is_one_frame_and_small() -> None:
     for rate in (16_000, 24_000, 48_000):
         embedder = StreamingEmbedder(_key(), payload=1, sample_rate=rate)
@@ -175,6 +230,10 @@ def test_bad_input_gets_clear_errors() -> None:
         detect(speechy[:1000], _key(), 16_000)
     with pytest.raises(DragomanError, match="32 bits"):
         StreamingEmbedder(_key(), 1 << 32, 16_000)
+    with pytest.raises(DragomanError, match="frame cap"):
+        EmbedConfig(frame_cap_db=-3.0)
+    with pytest.raises(DragomanError, match="release"):
+        EmbedConfig(cap_release_frames=0.5)
     embedder = StreamingEmbedder(_key(), PAYLOAD, 16_000)
     embedder.finish()
     with pytest.raises(DragomanError, match="after finish"):
