@@ -237,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         row["clean"] = stream_run(whisper, clean, config, "webrtc")
         if args.noise_utterances > 0:
             row.update(noise_runs(whisper, items[: args.noise_utterances], config, args.snr, rng))
-        latencies = latency_run(whisper, build_stream(items[: args.realtime_utterances]), config)
+        # The paced prompts depend on --realtime-utterances alone, so runs with different
+        # --utterances measure commit latency on the same prompts.
+        paced = pick(language, args.realtime_utterances)
+        latencies = latency_run(whisper, build_stream(paced), config)
         row["commit_latency_median_s"] = statistics.median(latencies)
         row["commit_latency_p90_s"] = float(np.percentile(latencies, 90))
         results["languages"][language] = row
