@@ -153,7 +153,12 @@ class StreamingEmbedder:
         self._cap = (
             None
             if cap_db is None
-            else FrameCap(10.0 ** (-cap_db / 10.0), options.cap_release_frames)
+            else FrameCap(
+                10.0 ** (-cap_db / 10.0),
+                options.cap_release_frames,
+                slice(BAND[0], BAND[1]),
+                np.tanh(options.depths()) ** 2,
+            )
         )
         self._buffer = np.zeros(0, dtype=np.float64)  # input not yet emitted
         self._mark = np.zeros(0, dtype=np.float64)  # mark aligned with _buffer
@@ -205,8 +210,9 @@ class StreamingEmbedder:
         slots = indices % PERIOD_FRAMES
         delta = np.zeros_like(spectrum)
         delta[:, BAND[0] : BAND[1]] = spectrum[:, BAND[0] : BAND[1]] * self._gains[slots]
-        if self._cap is not None:
-            delta *= self._cap.scale(spectrum, delta)[:, None]
+        scale = None if self._cap is None else self._cap.scale(spectrum)
+        if scale is not None:
+            delta *= scale[:, None]
         marks = np.fft.irfft(delta, n=self._frame, axis=1) * self._window
         hop = self._hop
         region = self._mark[first_start : first_start + (count + 1) * hop]
