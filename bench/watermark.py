@@ -5,6 +5,7 @@ localization. Prints a table and writes bench/results/watermark.json.
     python bench/watermark.py --quick [--attacks opus_16k,telephone]   # for iteration
     python bench/watermark.py --clips 500 --windows 1 --languages en,es,fr \
         --attacks none,opus_16k,telephone,white_noise_20db     # the 500-clip subset run
+    OMP_NUM_THREADS=1 python bench/watermark.py --speed-only   # speeds alone, one thread
 
 Real speech only: Asterisk prompts (en, es marked by default; en, es, fr unmarked), 16 kHz.
 The prompts make 397 clips of 4.5 s or more in en + es and 579 with fr, so a run of 500
@@ -218,7 +219,18 @@ def main() -> None:
     parser.add_argument("--attacks", default="", help="comma-separated subset of attacks")
     parser.add_argument("--languages", default="en,es",
                         help="prompt languages of the marked clips (en,es,fr for 500 clips)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="print only the speed figures (20 clips); for A/B runs of two "
+                             "checkouts: PYTHONPATH=<old checkout> python bench/watermark.py "
+                             "--speed-only")
     args = parser.parse_args()
+    if args.speed_only:
+        import dragoman
+
+        clips = speech_clips(tuple(args.languages.split(",")), 20, 4.5)
+        print(json.dumps({"library": str(Path(dragoman.__file__).parent),
+                          **{k: round(v, 1) for k, v in speed(clips).items()}}))
+        return
     if args.quick:
         args.clips, args.windows, args.null = 12, 2, 300
     names = args.attacks.split(",") if args.attacks else list(ATTACKS)
