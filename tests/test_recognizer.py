@@ -96,7 +96,9 @@ def test_detects_language_per_utterance(whisper: Any, speech: Any) -> None:
     _, spanish = speech.clip("es", "demo-enterkeywords")
     _, french = speech.clip("fr", "demo-enterkeywords")
     audio = np.concatenate([spanish, speech.silence(1.0), french, speech.silence(1.0)])
-    recognizer = StreamingRecognizer(whisper, RecognizerConfig(language=None))
+    # A clock that stands still: interim decodes at the cadence's floor, so which decodes
+    # run (and may fix the language) does not depend on the machine's load.
+    recognizer = StreamingRecognizer(whisper, RecognizerConfig(language=None), ManualClock())
     _, updates = stream_words(recognizer, audio)
     finals = [u for u in updates if u.final]
     assert [u.language for u in finals] == ["es", "fr"]
@@ -227,16 +229,20 @@ def test_a_looping_decode_is_cut_short(whisper: Any, speech: Any) -> None:
         assert not retried.looped and len(retried.words) <= 6, join_words(retried.words)
 
 
-class TimedTranscriber:
-    """A scripted stand-in for Whisper (not a model test) that costs `costs[i]` seconds of
-    a manual clock on its i-th call (the last cost after that) and hears a steady
-    speaker saying "w0 w1 w2 ..." at 3 words a second."""
+class SteadySpeaker:
+    """A scripted stand-in for Whisper (not a model test): it hears a steady speaker
+    saying "w0 w1 w2 ..." at 3 words a second; subclasses vary `words`."""
 
-    def __init__(self, clock: ManualClock, costs: list[float]) -> None:
-        self.clock, self.costs, self.calls = clock, costs, 0
+    def __init__(self) -> None:
+        self.calls = 0
 
     def supports(self, language: str) -> bool:
         return True
+
+    def words(self, audio: Any) -> list[Word]:
+        per_word = SAMPLE_RATE // 3
+        return [Word(f" w{i}", i * per_word, (i + 1) * per_word - 800, 0.9)
+                for i in range(audio.size // per_word)]
 
     def transcribe(
         self, audio: Any, *, language: str | None, word_times: bool = True,
@@ -244,12 +250,21 @@ class TimedTranscriber:
     ) -> Any:
         from dragoman.asr.whisper import Transcript
 
-        self.clock.advance(self.costs[min(self.calls, len(self.costs) - 1)])
         self.calls += 1
-        per_word = SAMPLE_RATE // 3
-        words = [Word(f" w{i}", i * per_word, (i + 1) * per_word - 800, 0.9)
-                 for i in range(audio.size // per_word)]
-        return Transcript(tuple(words), "en", 1.0, 0.0)
+        return Transcript(tuple(self.words(audio)), "en", 1.0, 0.0)
+
+
+class TimedTranscriber(SteadySpeaker):
+    """A scripted stand-in for Whisper (not a model test) that costs `costs[i]` seconds of
+    a manual clock on its i-th call (the last cost after that)."""
+
+    def __init__(self, clock: ManualClock, costs: list[float]) -> None:
+        super().__init__()
+        self.clock, self.costs = clock, costs
+
+    def words(self, audio: Any) -> list[Word]:
+        self.clock.advance(self.costs[min(self.calls - 1, len(self.costs) - 1)])
+        return super().words(audio)
 
 
 def test_one_slow_decode_does_not_stop_interim_decodes(speech: Any) -> None:
@@ -277,31 +292,19 @@ def test_encoder_window_is_the_clip_plus_margin() -> None:
     assert _encoder_frames(2 * SAMPLE_RATE, 3.0, min_window_s=12.0) == 1200  # the floor
 
 
-class SkippingTranscriber:
-    """A scripted stand-in for Whisper (not a model test): it hears a steady speaker
-    saying "w0 w1 w2 ..." at 3 words a second, except that on the listed decodes it
+class SkippingTranscriber(SteadySpeaker):
+    """A scripted stand-in for Whisper (not a model test) that, on the listed decodes,
     skips the middle of the buffer, as Whisper base sometimes does."""
 
     def __init__(self, skip_on: set[int]) -> None:
-        self.calls = 0
+        super().__init__()
         self.skip_on = skip_on
 
-    def supports(self, language: str) -> bool:
-        return True
-
-    def transcribe(
-        self, audio: Any, *, language: str | None, word_times: bool = True,
-        retry_loops: bool = True,
-    ) -> Any:
-        from dragoman.asr.whisper import Transcript
-
-        self.calls += 1
-        per_word = SAMPLE_RATE // 3
-        words = [Word(f" w{i}", i * per_word, (i + 1) * per_word - 800, 0.9)
-                 for i in range(audio.size // per_word)]
+    def words(self, audio: Any) -> list[Word]:
+        words = super().words(audio)
         if self.calls in self.skip_on and len(words) > 6:
             words = words[:2] + words[-2:]
-        return Transcript(tuple(words), "en", 1.0, 0.0)
+        return words
 
 
 def test_a_hypothesis_that_skips_speech_commits_nothing(speech: Any) -> None:
