@@ -11,6 +11,7 @@ real `dragoman serve` with the `dragoman listen --server --token --json` command
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -50,11 +51,11 @@ from dragoman.listen import (
     UnsupportedRateError,
     in_process,
 )
-from dragoman.listen.devices import choose_rate, find_device, list_devices, refresh
+from dragoman.listen.devices import DeviceInfo, choose_rate, find_device, list_devices, refresh
 from dragoman.listen.ear import EarShaper, profile
 from dragoman.listen.routing import UtteranceRouter
 from dragoman.listen.session import Caption, DeviceStatus, ListenUpdate, Played
-from dragoman.listen.streams import SampleClock, level_dbfs
+from dragoman.listen.streams import Capture, SampleClock, level_dbfs
 from dragoman.listen.tui import ListenView, level_meter
 from dragoman.listen.virtual import SYSTEM_ALSA_CONF, VirtualAudio, available, speech_wav
 from dragoman.pipeline import Resources
@@ -547,6 +548,24 @@ def test_sample_clock_and_view() -> None:
     view = ListenView("t")
     view.show(Caption("es>fr", TranslationText(0, "fr", "Bonjour", " à", Span(0, 1))))
     assert view.targets["es>fr"].committed == "Bonjour"
+
+
+def test_capture_read_honours_a_cancel_that_meets_a_block() -> None:
+    """A block arriving in the same loop step as a cancel must not swallow the cancel
+    (Python 3.11's `wait_for` did: the device loop never stopped, swap and quit hung)."""
+    device = DeviceInfo(0, "test-input", "none", 1, 0, 16_000)
+
+    async def scenario() -> bool:
+        capture = Capture(device, sample_rate=16_000)
+        reader = asyncio.create_task(capture.read())
+        await asyncio.sleep(0)  # the reader now waits for a block
+        capture._deliver(np.zeros(320, dtype=np.float32), time.monotonic())
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        return reader.cancelled()
+
+    assert asyncio.run(scenario()), "the cancel was lost"
 
 
 def test_terminal_ui_in_tmux_shows_captions_mutes_swaps_and_quits(

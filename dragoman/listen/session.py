@@ -229,10 +229,15 @@ class ListenSession:
 
     async def _stop_device_loop(self) -> None:
         task, self._device_task = self._device_task, None
-        if task is not None:
+        if task is None:
+            return
+        # Cancel until it ends: code it awaits may swallow one cancel (Python 3.11's
+        # `wait_for` does when its result arrives in the same loop step).
+        while not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=1.0)
+        if not task.cancelled():
+            task.result()  # a bug in the loop surfaces here
 
     async def updates(self) -> AsyncIterator[ListenUpdate]:
         while True:
@@ -291,6 +296,9 @@ class ListenSession:
                     await self._start_translators()
                     self._emit(Notice(f"now translating {self.config.source_language} > "
                                       f"{self.config.routes_languages[0]}"))
+            except DragomanError as exc:  # a server that went away, a model that failed
+                logger.warning("swap failed: %s", exc.message)
+                self._emit(Error(exc.code, f"swap failed: {exc.message}", exc.retryable))
             finally:
                 self._start_device_loop()
 

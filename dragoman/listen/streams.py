@@ -163,8 +163,12 @@ class Capture:
 
     async def read(self) -> CapturedBlock:
         """The next block; raises `DeviceLostError` if the device went away or stalled."""
+        # `asyncio.timeout`, not `wait_for`: on Python 3.11, `wait_for` returns the block
+        # when it arrives in the same loop step as a cancel, and the cancel is lost (the
+        # device loop then never stopped: swap and quit hung).
         try:
-            item = await asyncio.wait_for(self._queue.get(), self._stall_s)
+            async with asyncio.timeout(self._stall_s):
+                item = await self._queue.get()
         except TimeoutError:
             raise DeviceLostError(
                 f"input device {self.device.name!r} delivered nothing for {self._stall_s:.0f} s"

@@ -244,7 +244,8 @@ class DragomanServer:
         deadline = loop.time() + self.config.start_timeout_s
         while True:
             try:
-                data = await asyncio.wait_for(connection.recv(), deadline - loop.time())
+                async with asyncio.timeout_at(deadline):  # wait_for may swallow a cancel
+                    data = await connection.recv()
             except TimeoutError:
                 await self._send_direct(connection, protocol.error_message(
                     protocol.IDLE_TIMEOUT, "no session.start received in time", fatal=True))
