@@ -10,12 +10,9 @@ library loads, so it must be set before the first model is loaded.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-import threading
-from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -32,33 +29,3 @@ def prefer_passive_openmp() -> bool:
         logger.debug("OpenMP wait policy set after %s loaded: it keeps its own",
                      ", ".join(loaded))
     return policy.upper() == "PASSIVE"
-
-
-class Activity:
-    """Counts work in progress that people are waiting for, so that optional work can
-    step aside for it. Thread-safe; one per process, shared by its sessions.
-
-    On a small machine, speech synthesis and Whisper's interim re-decodes compete for
-    the same cores: a re-decode started while a phrase is being rendered delays the
-    audio a listener waits for, to refine words that the final decode will settle
-    anyway. `Resources` holds one `Activity` for synthesis; the recognizer defers its
-    interim decodes while it is busy (`RecognizerConfig.interim_yield_ms`).
-    """
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    @property
-    def busy(self) -> bool:
-        return self._count > 0
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        with self._lock:
-            self._count += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._count -= 1

@@ -283,25 +283,6 @@ def test_one_slow_decode_does_not_stop_interim_decodes(speech: Any) -> None:
     assert recognizer.cadence < SAMPLE_RATE, "the cadence follows the usual decode cost"
 
 
-def test_interim_decodes_wait_for_speech_synthesis_but_not_for_ever(speech: Any) -> None:
-    """While speech is synthesized, a due interim decode waits, for at most
-    `interim_yield_ms` more audio; final decodes never wait, so the words are the same."""
-    _, audio = speech.stream("en", ["demo-enterkeywords", "vm-passchanged"])
-    config = RecognizerConfig(language="en", interim_yield_ms=1000)
-    runs = {}
-    for busy in (False, True):
-        clock = ManualClock()
-        recognizer = StreamingRecognizer(TimedTranscriber(clock, [0.1]), config, clock,  # type: ignore[arg-type]
-                                         defer_interim=lambda busy=busy: busy)
-        words, updates = stream_words(recognizer, audio)
-        runs[busy] = (recognizer, [w.text for w in words],
-                      sum(1 for u in updates if not u.final))
-    free, busy = runs[False], runs[True]
-    assert free[0].deferrals == 0 and busy[0].deferrals > 0
-    assert 0 < busy[2] < free[2], "fewer interim decodes, but some: the wait is bounded"
-    assert busy[1] == free[1] and busy[1], "the final decodes commit the same words"
-
-
 def test_encoder_window_is_the_clip_plus_margin() -> None:
     from dragoman.asr.whisper import _encoder_frames
 

@@ -24,7 +24,6 @@ import logging
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -83,12 +82,6 @@ class RecognizerConfig:
     with little audio after it; 800 ms took streaming WER from 0.160 to 0.142 (es)
     and 0.228 to 0.223 (fr), en 0.119 -> 0.112, at the same commit latency (1200 ms
     was no better; 40 prompts per language, docs/benchmarks.md)."""
-    interim_yield_ms: int = 2000
-    """An interim decode that falls due while speech is being synthesized in this
-    process (`StreamingRecognizer(defer_interim=...)`) waits for it, for at most this
-    much more new audio; 0 never waits. On 2 cores the two share the CPU: the decode
-    slows the audio a listener is waiting for, to refine words the final decode
-    settles anyway."""
     min_decode_ms: int = 500
     """Interim decodes wait for this much speech (shorter buffers only hallucinate)."""
     trim_after_ms: int = 8000
@@ -174,10 +167,7 @@ class StreamingRecognizer:
         transcriber: Transcriber,
         config: RecognizerConfig | None = None,
         clock: Clock | None = None,
-        defer_interim: Callable[[], bool] | None = None,
     ) -> None:
-        """`defer_interim`: whether interim decodes should wait now (see
-        `RecognizerConfig.interim_yield_ms`); called from the decoding thread."""
         cfg = config or RecognizerConfig()
         if cfg.language is not None:
             code = normalize_language(cfg.language)
@@ -187,7 +177,6 @@ class StreamingRecognizer:
         self.config = cfg
         self._transcriber = transcriber
         self._clock = clock or MonotonicClock()
-        self._defer_interim = defer_interim
         self._decode_costs: deque[float] = deque(maxlen=DECODE_COST_HISTORY)
         self._vad = VoiceActivityDetector(cfg.vad)
         self._audio = np.zeros(0, dtype=np.float32)
@@ -195,7 +184,6 @@ class StreamingRecognizer:
         self._segment: _Segment | None = None
         self._events: list[SourceEvent] = []
         self.decodes = 0
-        self.deferrals = 0  # feeds whose due interim decode waited for synthesis
         self.decode_samples: Samples = 0  # audio seconds decoded, for statistics
 
     def start(self) -> None:
@@ -225,17 +213,8 @@ class StreamingRecognizer:
             if new >= self.cadence and (
                 self.position - segment.start >= _ms(self.config.min_decode_ms)
             ):
-                if self._yields(new):
-                    self.deferrals += 1
-                else:
-                    self._interim(segment)
+                self._interim(segment)
         self._drop_old_audio()
-
-    def _yields(self, new: Samples) -> bool:
-        """Whether a due interim decode waits for speech synthesis (bounded)."""
-        return (self._defer_interim is not None
-                and new < self.cadence + _ms(self.config.interim_yield_ms)
-                and self._defer_interim())
 
     def finish(self) -> list[SourceEvent]:
         """End of input: close an open segment and return the remaining events."""

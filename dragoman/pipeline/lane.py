@@ -96,7 +96,7 @@ class TargetLane:
                                 self._resources.router)
             await asyncio.to_thread(synth.start)  # fails fast on an unspeakable language
             self._synth = synth
-            self._stream = SynthesisStream(synth, activity=self._resources.synthesis)
+            self._stream = SynthesisStream(synth)
             self._tasks.append(asyncio.create_task(self._forward_audio(), name="lane-audio"))
         self._tasks.append(asyncio.create_task(self._translate_loop(), name="lane-translate"))
 

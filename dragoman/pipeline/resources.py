@@ -13,7 +13,7 @@ import threading
 
 from dragoman.asr import WhisperConfig, WhisperTranscriber
 from dragoman.errors import UnsupportedLanguageError
-from dragoman.runtime import Activity, prefer_passive_openmp
+from dragoman.runtime import prefer_passive_openmp
 from dragoman.translate import (
     TranslationBackend,
     backend_for_pair,
@@ -40,8 +40,6 @@ class Resources:
         """`translation_backend` forces a registry name (default: best for each pair)."""
         self.transcriber = WhisperTranscriber(whisper)
         self.router = router if router is not None else Router()
-        self.synthesis = Activity()
-        """Speech being synthesized by any session: interim decodes wait for it."""
         self._key = watermark_key
         self._forced_backend = translation_backend
         self._translators: dict[str, TranslationBackend] = {}

@@ -87,9 +87,7 @@ class Pipeline:
         recognizer_config = cfg.recognizer
         if cfg.source_language is not None:
             recognizer_config = replace(recognizer_config, language=cfg.source_language)
-        synthesis = self._resources.synthesis
-        self._recognizer = StreamingRecognizer(self._resources.transcriber, recognizer_config,
-                                               defer_interim=lambda: synthesis.busy)
+        self._recognizer = StreamingRecognizer(self._resources.transcriber, recognizer_config)
         self._asr = RecognizeStream(self._recognizer, max_pending_chunks=cfg.max_pending_chunks)
         for language in cfg.target_languages:
             await self.add_target(language)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from dragoman.errors import BackendError, DragomanError
 from dragoman.events import AudioChunk, FloatAudio, Span, TranslationText
-from dragoman.runtime import Activity
 from dragoman.tts.synthesizer import Synthesizer
 
 logger = logging.getLogger(__name__)
@@ -43,11 +42,8 @@ _POLL_S = 0.1
 class SynthesisStream:
     """Async stream over a started or unstarted `Synthesizer`."""
 
-    def __init__(self, synthesizer: Synthesizer, *, max_queue: int = 16,
-                 activity: Activity | None = None) -> None:
-        """`activity` is held while a request runs (shared: see `Activity`)."""
+    def __init__(self, synthesizer: Synthesizer, *, max_queue: int = 16) -> None:
         self._core = synthesizer
-        self._activity = activity or Activity()
         self._requests: asyncio.Queue[Callable[[], list[AudioChunk]] | _End] = (
             asyncio.Queue(maxsize=max_queue)
         )
@@ -128,11 +124,10 @@ class SynthesisStream:
         while True:
             request = await self._requests.get()
             try:
-                with self._activity.running():
-                    if isinstance(request, _End):
-                        chunks = await asyncio.to_thread(self._core.finish)
-                    else:
-                        chunks = await asyncio.to_thread(request)
+                if isinstance(request, _End):
+                    chunks = await asyncio.to_thread(self._core.finish)
+                else:
+                    chunks = await asyncio.to_thread(request)
             except DragomanError as exc:
                 await self._out.put(exc)
                 chunks = []
