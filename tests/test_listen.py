@@ -154,14 +154,18 @@ class Recording:
         raise AssertionError(f"timed out; last updates: {self.updates[-8:]}")
 
     async def settle(self, finals: int, within: float, played: set[str]) -> None:
-        """Until `finals` final translations were captioned, speech in every language
-        of `played` was played, and playback went quiet."""
+        """Until `finals` final translations were captioned, every utterance with
+        committed source words has its final translation (the recognizer may split a
+        clip in two), speech in every language of `played` was played, and playback
+        went quiet."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            done = len([u for u in self.captions() if isinstance(u.event, TranslationText)
-                        and u.event.final])
+            finished = [u.event.utterance for u in self.captions()
+                        if isinstance(u.event, TranslationText) and u.event.final]
+            spoken = {u.event.utterance for u in self.captions()
+                      if isinstance(u.event, SourceText) and u.event.committed}
             heard = {u.language for u in self.updates if isinstance(u, Played)}
-            if (done >= finals and heard >= played
+            if (len(finished) >= finals and spoken <= set(finished) and heard >= played
                     and time.monotonic() - self.last_played > 1.5):
                 return
             await asyncio.sleep(0.2)
