@@ -34,6 +34,7 @@ from dragoman.audio import load_audio
 from dragoman.corpus import prompt
 from dragoman.events import (
     AudioChunk,
+    Error,
     Event,
     SourceText,
     Span,
@@ -56,9 +57,10 @@ from dragoman.listen.ear import EarShaper, profile
 from dragoman.listen.routing import UtteranceRouter
 from dragoman.listen.session import Caption, DeviceStatus, ListenUpdate, Played
 from dragoman.listen.streams import Capture, SampleClock, level_dbfs
+from dragoman.listen.transport import ServerUnreachableError, Translator
 from dragoman.listen.tui import ListenView, level_meter
 from dragoman.listen.virtual import SYSTEM_ALSA_CONF, VirtualAudio, available, speech_wav
-from dragoman.pipeline import Resources
+from dragoman.pipeline import PipelineConfig, Resources
 from dragoman.textnorm import normalize_text
 from dragoman.watermark import WatermarkKey, detect
 
@@ -354,6 +356,44 @@ def test_conversation_with_automatic_turns_then_swapped_outputs(
     assert {(p.language, p.device) for p in played} == {("fr", "dragoman_ear"),
                                                         ("es", "dragoman_spk")}
     _assert_marked(ear, spk)
+
+
+def test_a_swap_that_cannot_reconnect_reports_an_error_and_still_stops(
+    audio: VirtualAudio, resources: Resources
+) -> None:
+    """A swap whose new translation session fails to open (a server that went away:
+    here a stand-in connect that refuses the second session) used to die silently in
+    its task; it must say so, keep the devices, and let the session stop."""
+    config = ListenConfig("es", (Route("fr", "dragoman_ear", "earpiece"),),
+                          input_device="dragoman_mic", session_id="swap-fail-test")
+    real = in_process(resources)
+    opened: list[PipelineConfig] = []
+
+    async def refuse_the_second(pipeline_config: PipelineConfig) -> Translator:
+        opened.append(pipeline_config)
+        if len(opened) > 1:
+            raise ServerUnreachableError("cannot reach the Dragoman server (stand-in)")
+        return await real(pipeline_config)
+
+    async def scenario() -> Recording:
+        session = ListenSession(config, refuse_the_second)
+        await session.start()
+        log = Recording(session)
+        def input_open(u: ListenUpdate) -> bool:
+            return isinstance(u, DeviceStatus) and u.role == "input" and u.state == "open"
+
+        first = log.updates.index(await log.wait_for(input_open, 15))
+        await asyncio.wait_for(session.swap(), 30)
+        await log.wait_for(input_open, 15, first + 1)  # the devices open again
+        await asyncio.wait_for(session.stop(), 30)
+        await log.close()
+        return log
+
+    log = asyncio.run(asyncio.wait_for(scenario(), 120))
+    errors = [u for u in log.updates if isinstance(u, Error)]
+    assert [e.code for e in errors] == ["server_unreachable"], log.updates[-8:]
+    assert "swap failed" in errors[0].message and errors[0].retryable
+    assert [c.source_language for c in opened] == ["es", "fr"]  # it tried the other way
 
 
 def test_device_errors_are_clear_and_stable(audio: VirtualAudio, resources: Resources) -> None:
