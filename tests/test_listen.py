@@ -379,6 +379,7 @@ def test_a_swap_that_cannot_reconnect_reports_an_error_and_still_stops(
         session = ListenSession(config, refuse_the_second)
         await session.start()
         log = Recording(session)
+
         def input_open(u: ListenUpdate) -> bool:
             return isinstance(u, DeviceStatus) and u.role == "input" and u.state == "open"
 
