@@ -204,48 +204,6 @@ def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) 
         SynthesisConfig("es", min_phrase_words=2, idle_phrase_words=3)
 
 
-def test_words_gathered_while_speech_plays_go_when_it_ends(router: Router) -> None:
-    clock = ManualClock()
-    synth = Synthesizer(SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD), KEY,
-                        router, clock=clock)
-    synth.start()
-    synth.push_text(TranslationText(0, "es", "Por favor", "", Span(0, 8_000)))
-    heard = sum(c.pcm.size for c in synth.events()) / OUTPUT_RATE
-    assert synth.idle_flush_in is None  # nothing waits
-    synth.push_text(TranslationText(0, "es", " marque el", "", Span(8_000, 16_000)))
-    assert synth.events() == [] and synth.idle_flush_in == pytest.approx(heard)
-    clock.advance(heard / 2)
-    synth.poll()  # still playing: they keep waiting for more words
-    assert synth.events() == []
-    clock.advance(heard / 2 + 0.01)  # (the playout end is a sum of chunk lengths)
-    synth.poll()
-    late = synth.events()
-    assert late and all(c.source_span == Span(8_000, 16_000) for c in late)
-
-
-async def test_stream_speaks_gathered_words_when_playback_runs_out(router: Router) -> None:
-    """Two words that came while a phrase played used to wait for the next text update
-    (the next decode, or the end of the utterance), however long the listener waited."""
-    stream = SynthesisStream(make(router, "en", backend="espeak-ng"))
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    await stream.say("Good morning everyone, and welcome to the meeting.")
-    await stream.push_text(TranslationText(0, "en", "See you", "", Span(0, 8_000)))
-    first: list[AudioChunk] = []
-
-    async def until_gathered_words_speak() -> float:
-        async for chunk in stream:
-            if chunk.source_span == Span(0, 8_000):
-                return loop.time() - began
-            first.append(chunk)
-        raise AssertionError("the stream ended")
-
-    spoken_at = await asyncio.wait_for(until_gathered_words_speak(), 20)
-    await stream.aclose()
-    played = sum(c.pcm.size for c in first) / OUTPUT_RATE
-    assert played > 2.0 and spoken_at >= played - 0.1, "after the phrase, not with it"
-
-
 def test_prosody_uses_buffered_source_audio(router: Router) -> None:
     source = load_audio(corpus.prompt("es", "agent-pass").path)
     synth = make(router, "es")

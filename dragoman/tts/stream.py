@@ -37,7 +37,6 @@ class _Closed(Exception):
 
 
 _POLL_S = 0.1
-_POLL_SLACK_S = 0.02  # past the playout end, so that the listener has heard it all
 
 
 class SynthesisStream:
@@ -52,7 +51,6 @@ class SynthesisStream:
             asyncio.Queue(maxsize=max_queue)
         )
         self._task: asyncio.Task[None] | None = None
-        self._poll_timer: asyncio.TimerHandle | None = None
         self._ended = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,29 +142,6 @@ class SynthesisStream:
             if isinstance(request, _End):
                 await self._out.put(_End())
                 return
-            self._schedule_poll()
-
-    def _schedule_poll(self) -> None:
-        """Words that gathered while earlier speech played are spoken when it ends,
-        not only at the next text update (between requests: the core is idle)."""
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-            self._poll_timer = None
-        wait = self._core.idle_flush_in
-        if wait is not None and not self._ended and self._loop is not None:
-            self._poll_timer = self._loop.call_later(wait + _POLL_SLACK_S, self._poll_due)
-
-    def _poll_due(self) -> None:
-        self._poll_timer = None
-        if self._ended:
-            return
-
-        def work() -> list[AudioChunk]:
-            self._core.poll()
-            return self._core.events()
-
-        with contextlib.suppress(asyncio.QueueFull):  # a queued request re-arms the timer
-            self._requests.put_nowait(work)
 
     def __aiter__(self) -> AsyncIterator[AudioChunk]:
         return self._iterate()
@@ -186,9 +161,6 @@ class SynthesisStream:
         segment (its worker thread finishes that segment first)."""
         self._ended = True
         self._closed = True
-        if self._poll_timer is not None:
-            self._poll_timer.cancel()
-            self._poll_timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

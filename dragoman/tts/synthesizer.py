@@ -290,20 +290,6 @@ class Synthesizer:
         if update.final or boundary or len(self._words) >= enough:
             self.flush()
 
-    @property
-    def idle_flush_in(self) -> float | None:
-        """Seconds until the words now waiting are due for a listener who has heard
-        everything (then call `poll()`); None when too few wait for that."""
-        if len(self._words) < self.config.idle_phrase_words:
-            return None
-        return self.buffered_s
-
-    def poll(self) -> None:
-        """Speak the waiting words if the listener has run out of speech since they
-        came (they gathered while earlier speech played, short of `min_phrase_words`)."""
-        if self.idle_flush_in == 0.0:
-            self.flush()
-
     def flush(self) -> None:
         """Speak the committed text that is waiting, if any."""
         if not self._words:
