@@ -252,6 +252,8 @@ def main() -> None:
         name = "watermark_quick.json"
     elif args.attacks:
         name = f"watermark_{len(marked)}clips_subset.json"
+    elif args.clips != parser.get_default("clips"):
+        name = f"watermark_{len(marked)}clips.json"
     else:
         name = "watermark.json"
     out = Path(__file__).parent / "results" / name
