@@ -496,8 +496,24 @@ def test_listen_command_through_a_server_with_a_token_writes_json(
         await asyncio.sleep(0.5)
         player = await _proc(*audio.play_command(clips["es"]), env=env)
         await player.wait()
-        await read_until(lambda r: r["type"] == "TranslationText" and r["final"], 120)
-        await read_until(lambda r: r["type"] == "Played", 60)
+        quiet_since = [time.monotonic()]
+
+        def translated(record: dict[str, Any]) -> bool:
+            # Every utterance with committed source words has its final translation (the
+            # recognizer may split the clip in two) and no source text came for 2 s;
+            # input levels arrive every 100 ms, so this is checked often.
+            if record["type"] == "SourceText":
+                quiet_since[0] = time.monotonic()
+            finished = {r["utterance"] for r in records
+                        if r["type"] == "TranslationText" and r["final"]}
+            spoken = {r["utterance"] for r in records
+                      if r["type"] == "SourceText" and r["committed"]}
+            return bool(finished) and spoken <= finished and (
+                time.monotonic() - quiet_since[0] > 2.0)
+
+        await read_until(translated, 120)
+        if not any(r["type"] == "Played" for r in records):
+            await read_until(lambda r: r["type"] == "Played", 60)
         await asyncio.sleep(4.0)  # the rest of the phrase plays
         listen.stdin.write(b"m")  # keys work on a pipe too
         await listen.stdin.drain()
