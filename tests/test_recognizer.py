@@ -116,13 +116,44 @@ def test_language_is_not_fixed_on_the_first_half_second(speech: Any) -> None:
     audio = np.concatenate([speech.silence(0.5), clip, speech.silence(1.0)])
     languages = {}
     for lock_ms in (0, RecognizerConfig().language_lock_ms):
-        recognizer = StreamingRecognizer(
-            whisper, RecognizerConfig(language=None, language_lock_ms=lock_ms)
-        )
+        # Interim decodes only, so the first decode is the one at 0.6 s (a decode at a
+        # pause would come at another length and guess otherwise).
+        recognizer = StreamingRecognizer(whisper, RecognizerConfig(
+            language=None, language_lock_ms=lock_ms, prefetch_final=False))
         _, updates = stream_words(recognizer, audio)
         languages[lock_ms] = [u.language for u in updates if u.final]
     assert languages[0] == ["fr"]  # the failure the minimum exists for
     assert languages[RecognizerConfig().language_lock_ms] == ["es"]
+
+
+def test_the_final_decode_runs_while_the_vad_waits_out_its_hangover(
+    whisper: Any, speech: Any
+) -> None:
+    """Once speech has paused `pad_ms`, the audio of a final decode is complete: it runs
+    then, and the segment's end (after the rest of the hangover) finds it done."""
+    prompts, audio = speech.stream("es", ["vm-passchanged", "demo-enterkeywords"])
+    chunk = SAMPLE_RATE // 50
+    runs: dict[bool, tuple[str, list[int]]] = {}
+    for prefetch in (True, False):
+        recognizer = StreamingRecognizer(
+            whisper, RecognizerConfig(language="es", prefetch_final=prefetch), ManualClock())
+        committed: list[Word] = []
+        decodes_at_end: list[int] = []  # decodes run by each feed that ended a segment
+        for at in range(0, audio.size, chunk):
+            before = recognizer.decodes
+            recognizer.feed(audio[at : at + chunk])
+            events = recognizer.events()
+            committed += [w for e in events if isinstance(e, SourceText) for w in e.committed]
+            if any(isinstance(e, SpeechEnded) for e in events):
+                assert any(isinstance(e, SourceText) and e.final for e in events)
+                decodes_at_end.append(recognizer.decodes - before)
+        runs[prefetch] = (normalize_text(join_words(committed)), decodes_at_end)
+    assert runs[False][1] == [1, 1]  # without: the final decode runs after the hangover
+    assert runs[True][1] == [0, 0]  # with: it already ran
+    # The same audio was decoded, so the same words were heard.
+    assert runs[True][0] == runs[False][0]
+    reference = normalize_text(" ".join(p.text for p in prompts))
+    assert jiwer.wer(reference, runs[True][0]) <= MAX_WER["es"], runs[True][0]
 
 
 def _tone(seconds: float) -> Any:

@@ -15,7 +15,9 @@ Per speech segment (from the VAD):
 * words on which a hypothesis agrees with one of the two before it are committed
   (`LocalAgreement`); the buffer is cut at the last committed sentence end once it
   grows past `trim_after_ms` (at the last committed word past twice that);
-* at the segment end one final decode commits everything.
+* at the segment end one final decode commits everything. It is run ahead, as soon as
+  speech has paused `pad_ms` (`RecognizerConfig.prefetch_final`): the audio it needs
+  is complete then, and the VAD only waits out the rest of its hangover to be sure.
 """
 
 from __future__ import annotations
@@ -112,6 +114,12 @@ class RecognizerConfig:
     fall below this share of the speaker's committed rate is ignored: Whisper sometimes
     skips a stretch of the buffer, and two such hypotheses would otherwise agree on
     text that leaves words out."""
+    prefetch_final: bool = True
+    """Decode a segment's final audio once its speech has paused `vad.pad_ms`, during the
+    rest of the VAD's hangover, instead of after it: if the pause lasts, that decode is
+    the final one (the same audio, so the same words) and the last words are committed
+    when the VAD ends the segment rather than one decode later; if speech resumes, it
+    serves as an interim hypothesis taken at a pause."""
     vad: VadConfig = field(default_factory=VadConfig)
 
 
@@ -126,6 +134,8 @@ class _Segment:
     language_probability: float = 1.0
     last_decode_end: Samples = 0
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    prefetched: tuple[Samples, Samples, Transcript] | None = None
+    """A final decode run ahead: (buffer start, end, transcript)."""
 
 
 DECODE_COST_HISTORY = 5
@@ -208,7 +218,11 @@ class StreamingRecognizer:
         self._vad.feed(audio)
         self._handle_vad()
         segment = self._segment
-        if segment is not None:
+        pause = self._vad.pause_end if self.config.prefetch_final else None
+        if segment is not None and pause is not None:
+            if segment.prefetched is None or segment.prefetched[1] != pause:
+                self._prefetch(segment, pause)
+        elif segment is not None:
             new = self.position - max(segment.last_decode_end, segment.start)
             if new >= self.cadence and (
                 self.position - segment.start >= _ms(self.config.min_decode_ms)
@@ -282,31 +296,43 @@ class StreamingRecognizer:
         return replace(transcript, words=tuple(words))
 
     def _interim(self, segment: _Segment) -> None:
-        transcript = self._decode(segment, self.position, final=False)
+        end = self.position
+        self._consider(segment, self._decode(segment, end, final=False), end)
+        self._trim(segment)
+
+    def _prefetch(self, segment: _Segment, end: Samples) -> None:
+        """Run the final decode of a segment that may end at `end` (its speech paused).
+        The buffer is not trimmed after it, so the final decode can take it as is."""
+        transcript = self._decode(segment, end, final=True)
+        segment.prefetched = (segment.buffer_start, end, transcript)
+        if end - segment.start >= _ms(self.config.min_decode_ms):
+            self._consider(segment, transcript, end)
+
+    def _consider(self, segment: _Segment, transcript: Transcript, end: Samples) -> None:
+        """Commit what a hypothesis of the buffer up to `end` agrees on with earlier ones."""
         committed: list[Word] = []
         if transcript.looped:
             logger.debug("ignoring a looped hypothesis: %s", transcript.words)
         elif _mean_probability(transcript) < self.config.min_interim_probability:
             logger.debug("ignoring an unsure hypothesis: %s", transcript.words)
-        elif self._sparse(segment, transcript):
+        elif self._sparse(segment, transcript, end):
             logger.debug("ignoring a hypothesis that skips speech: %s", transcript.words)
         else:
-            hold_after = self.position - _ms(self.config.commit_context_ms)
+            hold_after = end - _ms(self.config.commit_context_ms)
             committed = segment.agreement.insert(transcript.words, hold_after=hold_after)
         if self.position - segment.buffer_start > _ms(self.config.max_buffer_ms):
             logger.warning("no agreement in %d ms: force-committing", self.config.max_buffer_ms)
             committed += segment.agreement.flush()
         self._emit(segment, committed, final=False)
-        self._trim(segment)
 
-    def _sparse(self, segment: _Segment, transcript: Transcript) -> bool:
+    def _sparse(self, segment: _Segment, transcript: Transcript, end: Samples) -> bool:
         """Whether a hypothesis has far fewer new words than this speaker says in the
-        audio after the committed words."""
+        audio after the committed words (up to `end`)."""
         agreement = segment.agreement
         committed = agreement.committed
         if len(committed) < MIN_RATE_WORDS:
             return False
-        new_seconds = (self.position - agreement.committed_end) / SAMPLE_RATE
+        new_seconds = (end - agreement.committed_end) / SAMPLE_RATE
         if new_seconds < MIN_SPARSE_SECONDS:
             return False
         span = (committed[-1].end - committed[0].start) / SAMPLE_RATE
@@ -315,7 +341,11 @@ class StreamingRecognizer:
         return len(fresh) < self.config.sparse_ratio * rate * new_seconds
 
     def _final(self, segment: _Segment, end: Samples) -> None:
-        transcript = self._decode(segment, end, final=True)
+        prefetched = segment.prefetched
+        if prefetched is not None and prefetched[:2] == (segment.buffer_start, end):
+            transcript = prefetched[2]
+        else:
+            transcript = self._decode(segment, end, final=True)
         logger.debug("final decode of %d samples: %s", end - segment.buffer_start,
                      transcript.words)
         speech_end = end - _ms(self.config.vad.pad_ms)

@@ -160,6 +160,17 @@ class VoiceActivityDetector:
     def position(self) -> Samples:
         return self._position
 
+    @property
+    def pause_end(self) -> Samples | None:
+        """Inside a segment whose speech paused at least `pad_ms` ago: where the segment
+        ends if the pause lasts the hangover (its `SpeechEnded.at`, the last speech frame
+        plus `pad_ms`). None outside a segment and while speech goes on. The audio up to
+        here is all a final decode of the segment would see."""
+        if not self._in_speech:
+            return None
+        end = self._last_speech_end + _ms(self.config.pad_ms)
+        return end if self._position >= end else None
+
     def feed(self, samples: FloatAudio) -> None:
         audio = check_audio(samples, allow_empty=True)
         self.start()
