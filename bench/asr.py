@@ -7,7 +7,8 @@ Per language:
   webrtcvad and Silero;
 * real-time factor (compute / audio) and decodes per second of audio;
 * commit latency: paced at real time, wall time from a word's end in the audio
-  to its commit (compute time counted);
+  to its commit (compute time counted), of every word and of each utterance's last
+  word (how long after the speaker stops the words are firm);
 * peak resident memory.
 
     python bench/asr.py                      # the full run (about 25 min on 2 cores)
@@ -159,15 +160,21 @@ def offline_wer(whisper: WhisperTranscriber, items: list[Prompt],
 
 def latency_run(
     whisper: WhisperTranscriber, stream: Stream, config: RecognizerConfig
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
+    """Commit latencies of every word, and of each utterance's last word (how long after
+    the speaker stops their words are firm)."""
     recognizer = StreamingRecognizer(whisper, config)
 
-    async def collect() -> list[float]:
-        out = []
+    async def collect() -> tuple[list[float], list[float]]:
+        every, last = [], []
         async for item in run_realtime(recognizer, stream.audio):
-            if isinstance(item.event, SourceText):
-                out += [item.emitted_at - w.end / SAMPLE_RATE for w in item.event.committed]
-        return out
+            event = item.event
+            if isinstance(event, SourceText):
+                delays = [item.emitted_at - w.end / SAMPLE_RATE for w in event.committed]
+                every += delays
+                if event.final and delays:
+                    last.append(delays[-1])
+        return every, last
 
     return asyncio.run(collect())
 
@@ -213,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="RecognizerConfig.interim_interval_ms (default: the config's)")
     parser.add_argument("--agreement-history", type=int, default=None,
                         help="RecognizerConfig.agreement_history (default: the config's)")
+    parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
+                        default=None, help="RecognizerConfig.prefetch_final = False: the "
+                        "final decode runs after the VAD's hangover, not during it")
     args = parser.parse_args(argv)
 
     whisper = WhisperTranscriber(
@@ -225,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     # The recognizer settings given on the command line (the config's defaults otherwise).
     overrides = {name: value for name in ("commit_context_ms", "compute_budget",
-                                          "interim_interval_ms", "agreement_history")
+                                          "interim_interval_ms", "agreement_history",
+                                          "prefetch_final")
                  if (value := getattr(args, name)) is not None}
     for language in args.languages:
         config = replace(RecognizerConfig(language=language), **overrides)
@@ -240,9 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         # The paced prompts depend on --realtime-utterances alone, so runs with different
         # --utterances measure commit latency on the same prompts.
         paced = pick(language, args.realtime_utterances)
-        latencies = latency_run(whisper, build_stream(paced), config)
+        latencies, last_words = latency_run(whisper, build_stream(paced), config)
         row["commit_latency_median_s"] = statistics.median(latencies)
         row["commit_latency_p90_s"] = float(np.percentile(latencies, 90))
+        row["last_word_latency_median_s"] = statistics.median(last_words)
         results["languages"][language] = row
         rows.append((language, row))
         print(f"{language}: done", file=sys.stderr)
@@ -260,8 +272,8 @@ def _relative(value: float, base: float) -> str:
 def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: float) -> None:
     print("| lang | utts | audio s | offline WER | streaming WER | rel. | offline / streaming "
           "WER, digits joined | rel. | RTF (CPU RTF) | decodes/s "
-          "| commit latency median / p90 s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| commit latency median / p90 s | last word's latency median s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for lang, r in rows:
         c = r["clean"]
         print(f"| {lang} | {r['utterances']} | {r['audio_s']:.0f} | {r['offline_wer']:.3f} "
@@ -269,7 +281,8 @@ def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: flo
               f"| {r['offline_wer_digits']:.3f} / {c['wer_digits']:.3f} "
               f"| {_relative(c['wer_digits'], r['offline_wer_digits'])} "
               f"| {c['rtf']:.2f} ({c['cpu_rtf']:.2f}) | {c['decodes_per_s']:.2f} "
-              f"| {r['commit_latency_median_s']:.2f} / {r['commit_latency_p90_s']:.2f} |")
+              f"| {r['commit_latency_median_s']:.2f} / {r['commit_latency_p90_s']:.2f} "
+              f"| {r['last_word_latency_median_s']:.2f} |")
     print()
     print(f"Noise at {snr:g} dB SNR (WER, VAD recall / precision):")
     print("| lang | condition | webrtcvad WER | webrtcvad R / P | Silero WER | Silero R / P |")
