@@ -87,7 +87,7 @@ def pick(source: str, target: str, count: int) -> list[str]:
 
 
 async def run_pair(resources: Resources, source: str, target: str, ids: list[str],
-                   hangover_ms: int, tts: str | None = None, commit_context_ms: int | None = None,
+                   recognizer: RecognizerConfig, tts: str | None = None,
                    ) -> tuple[list[Instance], list[Event], float, float]:
     parts, instances, cursor = [], [], 1.0
     parts.append(np.zeros(SAMPLE_RATE, np.float32))
@@ -99,9 +99,6 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
         parts += [audio, np.zeros(round(GAP * SAMPLE_RATE), np.float32)]
         cursor += audio.size / SAMPLE_RATE + GAP
     stream = np.concatenate(parts)
-    recognizer = RecognizerConfig(vad=VadConfig(hangover_ms=hangover_ms))
-    if commit_context_ms is not None:
-        recognizer = replace(recognizer, commit_context_ms=commit_context_ms)
     pipeline = Pipeline(PipelineConfig(source, (target,), recognizer=recognizer,
                                        tts_backend=tts, session_id="bench"), resources)
     await pipeline.start()
@@ -247,17 +244,17 @@ def _is_number(text: str) -> bool:
 
 
 def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids: list[str],
-             hangover: int, tts: str | None = None, commit_context_ms: int | None = None,
-             ) -> dict[str, Any]:
+             recognizer: RecognizerConfig, tts: str | None = None) -> dict[str, Any]:
     source, target = pair.split("-")
     instances, events, cpu, seconds = asyncio.run(run_pair(
-        resources, source, target, ids, hangover, tts, commit_context_ms))
+        resources, source, target, ids, recognizer, tts))
     transcribe_outputs(listener, instances, target)
     lat = [latency(i) for i in instances]
     heard = [i.heard for i in instances]
     refs = [i.reference for i in instances]
     bleu = sacrebleu.corpus_bleu(heard, [refs]).score
     chrf = sacrebleu.corpus_chrf(heard, [refs]).score
+    hangover = recognizer.vad.hangover_ms
     log_dir = RESULTS / (f"e2e-{pair}-h{hangover}" + (f"-{tts}" if tts else ""))
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "instances.log").open("w") as log:
@@ -269,6 +266,7 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
     (log_dir / "config.yaml").write_text(
         "source_type: speech\ntarget_type: speech\neval_latency_unit: word\n")
     row = {"pair": pair, "hangover_ms": hangover, "tts": tts or "routed",
+           "prefetch_final": recognizer.prefetch_final,
            "instances": len(instances),
            "with_output": sum(1 for i in instances if i.chunks),
            "audio_s": seconds, "cpu_rtf": cpu / seconds,
@@ -323,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --context-margin: Whisper encodes at least this many seconds")
     parser.add_argument("--commit-context-ms", type=int, default=None,
                         help="RecognizerConfig.commit_context_ms (default: the config's)")
+    parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
+                        help="RecognizerConfig.prefetch_final = False: the final decode "
+                        "runs after the VAD's hangover, not during it")
     parser.add_argument("--tts", default=None,
                         help="force a TTS backend (kokoro, espeak-ng; default: routed)")
     parser.add_argument("--output", type=Path, default=RESULTS / "e2e.json")
@@ -338,8 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         source, target = pair.split("-")
         ids = pick(source, target, args.utterances)
         for hangover in args.hangover:
-            rows.append(evaluate(resources, listener, pair, ids, hangover, args.tts,
-                                 args.commit_context_ms))
+            recognizer = RecognizerConfig(vad=VadConfig(hangover_ms=hangover),
+                                          prefetch_final=args.prefetch_final)
+            if args.commit_context_ms is not None:
+                recognizer = replace(recognizer, commit_context_ms=args.commit_context_ms)
+            rows.append(evaluate(resources, listener, pair, ids, recognizer, args.tts))
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
