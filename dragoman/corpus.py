@@ -35,7 +35,8 @@ class Prompt:
 def prompts(language: str) -> tuple[Prompt, ...]:
     """Every prompt of `language` that has both a transcript and a recording.
 
-    Prefers the 16 kHz G.722 recording; skips non-speech entries ("[beep]").
+    Prefers the 16 kHz G.722 recording; skips non-speech entries ("[beep]", and the
+    English "(3 seconds of silence)", "(beep)", whose recordings hold no speech).
     """
     if language not in LANGUAGES:
         raise DragomanError(f"no Asterisk prompts for {language!r}; have {LANGUAGES}")
@@ -50,7 +51,7 @@ def prompts(language: str) -> tuple[Prompt, ...]:
             if line.startswith(";") or ":" not in line:
                 continue
             key, text = (part.strip() for part in line.split(":", 1))
-            if not text or text.startswith("["):
+            if not text or text.startswith("[") or (text.startswith("(") and text.endswith(")")):
                 continue
             for ext in (".g722", ".wav"):
                 path = SOUNDS / language / f"{key}{ext}"
