@@ -123,12 +123,14 @@ def stream_run(
     recognizer = StreamingRecognizer(whisper, replace(config, vad=VadConfig(backend=vad)))
     began = time.process_time(), time.perf_counter()
     words: list[Word] = []
+    delays: list[float] = []  # stream time from a word's end to its commit, no compute
     segments: list[tuple[int, int]] = []
     start = 0
     for item in run_offline(recognizer, stream.audio):
         event = item.event
         if isinstance(event, SourceText):
             words += event.committed
+            delays += [item.emitted_at - w.end / SAMPLE_RATE for w in event.committed]
         elif isinstance(event, SpeechStarted):
             start = event.at
         elif isinstance(event, SpeechEnded):
@@ -144,6 +146,7 @@ def stream_run(
         "rtf": wall / duration,
         "cpu_rtf": (time.process_time() - began[0]) / duration,
         "decodes_per_s": recognizer.decodes / duration,
+        "stream_latency_median_s": statistics.median(delays) if delays else float("nan"),
         "vad_recall": float(detected[stream.speech_mask].mean()),
         "vad_precision": float(near[detected].mean()) if detected.any() else 0.0,
     }
@@ -220,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="RecognizerConfig.interim_interval_ms (default: the config's)")
     parser.add_argument("--agreement-history", type=int, default=None,
                         help="RecognizerConfig.agreement_history (default: the config's)")
+    parser.add_argument("--sure-probability", type=float, default=None,
+                        help="RecognizerConfig.sure_probability (experimental)")
+    parser.add_argument("--sure-context-ms", type=int, default=None,
+                        help="RecognizerConfig.sure_context_ms")
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         default=None, help="RecognizerConfig.prefetch_final = False: the "
                         "final decode runs after the VAD's hangover, not during it")
@@ -236,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     # The recognizer settings given on the command line (the config's defaults otherwise).
     overrides = {name: value for name in ("commit_context_ms", "compute_budget",
                                           "interim_interval_ms", "agreement_history",
-                                          "prefetch_final")
+                                          "prefetch_final", "sure_probability",
+                                          "sure_context_ms")
                  if (value := getattr(args, name)) is not None}
     for language in args.languages:
         config = replace(RecognizerConfig(language=language), **overrides)
