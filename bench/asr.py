@@ -8,7 +8,8 @@ Per language:
 * real-time factor (compute / audio) and decodes per second of audio;
 * commit latency: paced at real time, wall time from a word's end in the audio
   to its commit (compute time counted), of every word and of each utterance's last
-  word (how long after the speaker stops the words are firm);
+  word (how long after the speaker stops the words are firm); the JSON also has the
+  median in stream time of the run fed as fast as possible (no compute counted);
 * peak resident memory.
 
     python bench/asr.py                      # the full run (about 25 min on 2 cores)
@@ -223,10 +224,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="RecognizerConfig.interim_interval_ms (default: the config's)")
     parser.add_argument("--agreement-history", type=int, default=None,
                         help="RecognizerConfig.agreement_history (default: the config's)")
-    parser.add_argument("--sure-probability", type=float, default=None,
-                        help="RecognizerConfig.sure_probability (experimental)")
-    parser.add_argument("--sure-context-ms", type=int, default=None,
-                        help="RecognizerConfig.sure_context_ms")
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         default=None, help="RecognizerConfig.prefetch_final = False: the "
                         "final decode runs after the VAD's hangover, not during it")
@@ -243,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     # The recognizer settings given on the command line (the config's defaults otherwise).
     overrides = {name: value for name in ("commit_context_ms", "compute_budget",
                                           "interim_interval_ms", "agreement_history",
-                                          "prefetch_final", "sure_probability",
-                                          "sure_context_ms")
+                                          "prefetch_final")
                  if (value := getattr(args, name)) is not None}
     for language in args.languages:
         config = replace(RecognizerConfig(language=language), **overrides)

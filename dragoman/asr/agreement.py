@@ -168,17 +168,12 @@ class LocalAgreement:
                 return fresh[n:]
         return fresh
 
-    def insert(
-        self, hypothesis: Sequence[Word], *, hold_after: int | None = None,
-        sure: float | None = None, sure_hold_after: int | None = None,
-    ) -> list[Word]:
+    def insert(self, hypothesis: Sequence[Word], *, hold_after: int | None = None) -> list[Word]:
         """Add a new hypothesis; return the words it commits (possibly none).
 
         With `hold_after`, agreed words that end later than that sample stay tentative:
         Whisper's guess at a word with little audio after it is the least reliable,
-        and two decodes a moment apart can make the same wrong guess. With `sure`, the
-        words after the agreed ones that each have at least that probability and end
-        by `sure_hold_after` are committed too, on this hypothesis alone.
+        and two decodes a moment apart can make the same wrong guess.
         """
         fresh = self.new_part(hypothesis)
         count = agreed_words(fresh, self._previous)
@@ -187,11 +182,6 @@ class LocalAgreement:
         if hold_after is not None:
             while count and fresh[count - 1].end > hold_after:
                 count -= 1
-        if sure is not None:
-            limit = hold_after if sure_hold_after is None else sure_hold_after
-            while (count < len(fresh) and fresh[count].probability >= sure
-                   and (limit is None or fresh[count].end <= limit)):
-                count += 1
         agreed = self._commit(fresh[:count])
         self._previous = fresh[len(agreed) :]
         self._history.appendleft(tuple(hypothesis))

@@ -120,11 +120,6 @@ class RecognizerConfig:
     the final one (the same audio, so the same words) and the last words are committed
     when the VAD ends the segment rather than one decode later; if speech resumes, it
     serves as an interim hypothesis taken at a pause."""
-    sure_probability: float | None = None
-    """Experimental. An interim decode also commits, without agreement, the words after
-    the agreed ones whose aligned probability is at least this (interim decodes then
-    align word times, an extra pass), once `sure_context_ms` of audio follows them."""
-    sure_context_ms: int = 800
     vad: VadConfig = field(default_factory=VadConfig)
 
 
@@ -275,8 +270,7 @@ class StreamingRecognizer:
         # without (agreement matches words by text). The final decode keeps them: its
         # word probabilities catch hallucinated trailing words, and its times feed
         # the spans that translation, prosody and latency measurements use.
-        word_times = (final or audio.size > _ms(self.config.trim_after_ms)
-                      or self.config.sure_probability is not None)
+        word_times = final or audio.size > _ms(self.config.trim_after_ms)
         # No prompt of the committed words after a trim: with one, Whisper skips the
         # committed words still in the buffer and often the next few too (measured on
         # the long English prompts: streaming WER 0.145 with, 0.052 without).
@@ -324,10 +318,8 @@ class StreamingRecognizer:
         elif self._sparse(segment, transcript, end):
             logger.debug("ignoring a hypothesis that skips speech: %s", transcript.words)
         else:
-            cfg = self.config
-            committed = segment.agreement.insert(
-                transcript.words, hold_after=end - _ms(cfg.commit_context_ms),
-                sure=cfg.sure_probability, sure_hold_after=end - _ms(cfg.sure_context_ms))
+            hold_after = end - _ms(self.config.commit_context_ms)
+            committed = segment.agreement.insert(transcript.words, hold_after=hold_after)
         if self.position - segment.buffer_start > _ms(self.config.max_buffer_ms):
             logger.warning("no agreement in %d ms: force-committing", self.config.max_buffer_ms)
             committed += segment.agreement.flush()
