@@ -156,6 +156,18 @@ def test_the_final_decode_runs_while_the_vad_waits_out_its_hangover(
     assert jiwer.wer(reference, runs[True][0]) <= MAX_WER["es"], runs[True][0]
 
 
+def test_speech_that_runs_to_the_end_of_the_input_keeps_its_last_word(
+    whisper: Any, speech: Any
+) -> None:
+    # The Spanish demo-enterkeywords recording stops as "... la tecla de numero" ends.
+    item, clip = speech.clip("es", "demo-enterkeywords")
+    recognizer = StreamingRecognizer(whisper, RecognizerConfig(language="es"), ManualClock())
+    committed, updates = stream_words(recognizer, clip)
+    heard = normalize_text(join_words(committed)).split()
+    assert heard[-3:] == normalize_text(item.text).split()[-3:] == ["tecla", "de", "numero"]
+    assert updates[-1].final
+
+
 def _tone(seconds: float) -> Any:
     t = np.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     melody = np.sin(2 * np.pi * (440 + 110 * np.floor(t * 2) % 330) * t)  # music-like steps

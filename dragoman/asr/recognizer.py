@@ -231,7 +231,16 @@ class StreamingRecognizer:
         self._drop_old_audio()
 
     def finish(self) -> list[SourceEvent]:
-        """End of input: close an open segment and return the remaining events."""
+        """End of input: close an open segment and return the remaining events.
+
+        Speech that runs to the very end of the input (a recording cut tight, a stream
+        stopped mid-sentence) first gets `vad.pad_ms` of silence, as a pause would have
+        given it: Whisper base hears a word cut at the buffer's edge badly (the Spanish
+        "... la tecla de número" ending a file: "numeró" at 0.38, then dropped as an unsure
+        trailing word; "número" at 0.61 with silence after it).
+        """
+        if self._vad.in_speech and self._vad.pause_end is None:
+            self.feed(np.zeros(_ms(self.config.vad.pad_ms), dtype=np.float32))
         for event in self._vad.finish():
             self._on_vad(event)
         return self.events()
