@@ -37,6 +37,7 @@ import numpy as np
 from dragoman.asr import (
     RecognizerConfig,
     StreamingRecognizer,
+    TimedEvent,
     VadConfig,
     WhisperConfig,
     WhisperTranscriber,
@@ -117,6 +118,12 @@ def babble(language: str, seconds: float) -> FloatAudio:
     return (total / 4).astype(np.float32)
 
 
+def commit_delays(item: TimedEvent) -> list[float]:
+    """Seconds from each word's end to the commit that `item` carries."""
+    assert isinstance(item.event, SourceText)
+    return [item.emitted_at - w.end / SAMPLE_RATE for w in item.event.committed]
+
+
 def stream_run(
     whisper: WhisperTranscriber, stream: Stream, config: RecognizerConfig,
     vad: Literal["webrtc", "silero"],
@@ -131,7 +138,7 @@ def stream_run(
         event = item.event
         if isinstance(event, SourceText):
             words += event.committed
-            delays += [item.emitted_at - w.end / SAMPLE_RATE for w in event.committed]
+            delays += commit_delays(item)
         elif isinstance(event, SpeechStarted):
             start = event.at
         elif isinstance(event, SpeechEnded):
@@ -174,7 +181,7 @@ def latency_run(
         async for item in run_realtime(recognizer, stream.audio):
             event = item.event
             if isinstance(event, SourceText):
-                delays = [item.emitted_at - w.end / SAMPLE_RATE for w in event.committed]
+                delays = commit_delays(item)
                 every += delays
                 if event.final and delays:
                     last.append(delays[-1])

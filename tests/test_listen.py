@@ -496,20 +496,21 @@ def test_listen_command_through_a_server_with_a_token_writes_json(
         await asyncio.sleep(0.5)
         player = await _proc(*audio.play_command(clips["es"]), env=env)
         await player.wait()
-        quiet_since = [time.monotonic()]
+        quiet_since = time.monotonic()
 
         def translated(record: dict[str, Any]) -> bool:
             # Every utterance with committed source words has its final translation (the
             # recognizer may split the clip in two) and no source text came for 2 s;
             # input levels arrive every 100 ms, so this is checked often.
+            nonlocal quiet_since
             if record["type"] == "SourceText":
-                quiet_since[0] = time.monotonic()
+                quiet_since = time.monotonic()
             finished = {r["utterance"] for r in records
                         if r["type"] == "TranslationText" and r["final"]}
             spoken = {r["utterance"] for r in records
                       if r["type"] == "SourceText" and r["committed"]}
             return bool(finished) and spoken <= finished and (
-                time.monotonic() - quiet_since[0] > 2.0)
+                time.monotonic() - quiet_since > 2.0)
 
         await read_until(translated, 120)
         if not any(r["type"] == "Played" for r in records):
