@@ -87,8 +87,9 @@ def pick(source: str, target: str, count: int) -> list[str]:
 
 
 async def run_pair(resources: Resources, source: str, target: str, ids: list[str],
-                   recognizer: RecognizerConfig, tts: str | None = None,
-                   ) -> tuple[list[Instance], list[Event], float, float]:
+                   options: PipelineConfig) -> tuple[list[Instance], list[Event], float, float]:
+    """Stream the prompts, paced, through one session configured as `options` (its
+    languages set to the pair's)."""
     parts, instances, cursor = [], [], 1.0
     parts.append(np.zeros(SAMPLE_RATE, np.float32))
     for prompt_id in ids:
@@ -99,8 +100,9 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
         parts += [audio, np.zeros(round(GAP * SAMPLE_RATE), np.float32)]
         cursor += audio.size / SAMPLE_RATE + GAP
     stream = np.concatenate(parts)
-    pipeline = Pipeline(PipelineConfig(source, (target,), recognizer=recognizer,
-                                       tts_backend=tts, session_id="bench"), resources)
+    config = replace(options, source_language=source, target_languages=(target,),
+                     session_id="bench")
+    pipeline = Pipeline(config, resources)
     await pipeline.start()
     loop = asyncio.get_running_loop()
     events: list[Event] = []
@@ -244,10 +246,11 @@ def _is_number(text: str) -> bool:
 
 
 def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids: list[str],
-             recognizer: RecognizerConfig, tts: str | None = None) -> dict[str, Any]:
+             options: PipelineConfig) -> dict[str, Any]:
     source, target = pair.split("-")
     instances, events, cpu, seconds = asyncio.run(run_pair(
-        resources, source, target, ids, recognizer, tts))
+        resources, source, target, ids, options))
+    recognizer, tts = options.recognizer, options.tts_backend
     transcribe_outputs(listener, instances, target)
     lat = [latency(i) for i in instances]
     heard = [i.heard for i in instances]
@@ -267,6 +270,7 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
         "source_type: speech\ntarget_type: speech\neval_latency_unit: word\n")
     row = {"pair": pair, "hangover_ms": hangover, "tts": tts or "routed",
            "prefetch_final": recognizer.prefetch_final,
+           "cut_inside_clauses": options.cut_inside_clauses,
            "instances": len(instances),
            "with_output": sum(1 for i in instances if i.chunks),
            "audio_s": seconds, "cpu_rtf": cpu / seconds,
@@ -324,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         help="RecognizerConfig.prefetch_final = False: the final decode "
                         "runs after the VAD's hangover, not during it")
+    parser.add_argument("--cut-inside-clauses", action="store_true",
+                        help="PipelineConfig.cut_inside_clauses: with prosody, a phrase's "
+                        "first audio leaves after its first words even inside a clause")
     parser.add_argument("--tts", default=None,
                         help="force a TTS backend (kokoro, espeak-ng; default: routed)")
     parser.add_argument("--output", type=Path, default=RESULTS / "e2e.json")
@@ -343,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                                           prefetch_final=args.prefetch_final)
             if args.commit_context_ms is not None:
                 recognizer = replace(recognizer, commit_context_ms=args.commit_context_ms)
-            rows.append(evaluate(resources, listener, pair, ids, recognizer, args.tts))
+            options = PipelineConfig(recognizer=recognizer, tts_backend=args.tts,
+                                     cut_inside_clauses=args.cut_inside_clauses)
+            rows.append(evaluate(resources, listener, pair, ids, options))
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "

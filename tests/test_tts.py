@@ -381,6 +381,26 @@ def test_first_segment_leaves_before_the_rest_is_rendered() -> None:
     assert_watermarked(joined(chunks), KEY, OUTPUT_RATE, PAYLOAD)
 
 
+@pytest.mark.parametrize("inside", [True, False])
+def test_with_prosody_a_clause_is_rendered_whole_unless_cuts_inside_are_asked(
+    inside: bool,
+) -> None:
+    """With prosody transfer (real speech as the source) a phrase without punctuation
+    is rendered in one call; `cut_inside_clauses=True` streams it in segments."""
+    prompt = corpus.prompt("es", "agent-newlocation")  # one clause, no punctuation
+    espeak = CountingEspeak()
+    router = Router([espeak])
+    synth = Synthesizer(SynthesisConfig("es", cut_inside_clauses=inside, payload=PAYLOAD),
+                        KEY, router)
+    synth.start()
+    synth.say(prompt.text, prosody_from=load_audio(prompt.path))
+    audio = joined(synth.finish())
+    segments = len(split_phrase(prompt.text))
+    assert segments >= 2
+    assert espeak.calls == (segments if inside else 1)
+    assert_watermarked(audio, KEY, OUTPUT_RATE, PAYLOAD)
+
+
 class GatedEspeak(EspeakBackend):
     """The real espeak-ng backend; every render after the first waits for `gate`."""
 

@@ -21,6 +21,9 @@ class PipelineConfig:
     voice: force a TTS voice (default: the voice closest to the speaker).
     tts_backend: force a TTS backend ("kokoro", "espeak-ng"; default: routed per language).
     speak: synthesize speech (False: captions only).
+    cut_inside_clauses: with prosody transfer, start speaking a phrase once its first
+        few words are rendered even inside a clause (`SynthesisConfig.cut_inside_clauses`;
+        default: a clause is rendered whole, one contour, later first audio).
     speak_source_language: also speak an utterance into its own language (a lane whose
         target is the language just spoken re-voices the speaker's words; a listener who
         hears the speaker directly, as in a face-to-face conversation, does not need it).
@@ -36,6 +39,7 @@ class PipelineConfig:
     voice: str | None = None
     tts_backend: str | None = None
     speak: bool = True
+    cut_inside_clauses: bool = False
     speak_source_language: bool = True
     session_id: str = ""
     service_id: int = 0x0D6A

@@ -107,6 +107,7 @@ class Pipeline:
             synthesis = SynthesisConfig(code, voice=self.config.voice,
                                         backend=self.config.tts_backend,
                                         prosody=self.config.prosody,
+                                        cut_inside_clauses=self.config.cut_inside_clauses,
                                         payload=self.config.watermark_payload)
         lane = TargetLane(code, self._resources, self._source_audio, self._emit, self._fail,
                           canvas=self.config.canvas, synthesis=synthesis,

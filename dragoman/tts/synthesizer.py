@@ -77,9 +77,13 @@ class SynthesisConfig:
     source_seconds: how much source audio is kept for prosody.
     first_segment_words: streaming inside a phrase: the first segment holds about
     this many words (up to the first clause end), so its audio leaves while the rest
-    is synthesized; later segments grow (`split_phrase`). With prosody transfer,
-    cuts fall on clause punctuation only (see `say`). 0 renders each phrase in one
-    call (first audio only after the whole phrase).
+    is synthesized; later segments grow (`split_phrase`). 0 renders each phrase in
+    one call (first audio only after the whole phrase).
+    cut_inside_clauses: with prosody transfer, cut inside a clause too. Off by default:
+    cuts fall on clause punctuation only, so a phrase without any is rendered whole
+    (its first audio waits for all of it; its contour is imposed in one piece). On,
+    a long clause is heard sooner; on short prompts end to end it gained no latency
+    and cost a little intelligibility (docs/benchmarks.md, 2026-11-24).
     """
 
     language: str
@@ -94,6 +98,7 @@ class SynthesisConfig:
     payload: int = 0
     source_seconds: float = 60.0
     first_segment_words: int = 3
+    cut_inside_clauses: bool = False
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
@@ -340,12 +345,10 @@ class Synthesizer:
         if self.fast and route.neural:
             route = self._cheap_route(profile) or route
         backend = self._router.backend(route.backend)
-        # With prosody transfer, cut at clause punctuation only: a cut inside a
-        # clause puts a seam where the source has none, and the letter-share time
-        # slots then left a creaky, octave-off phrase end in about 15 % of runs
-        # (es agent-newlocation: contour correlation 0.85-0.88 instead of 0.98).
+        # Without prosody transfer a seam costs nothing of the speaker's contour.
+        inside = profile is None or self.config.cut_inside_clauses
         segments = split_phrase(cleaned, first_words=self.config.first_segment_words,
-                                inside_clauses=profile is None)
+                                inside_clauses=inside)
         for index, segment in enumerate(segments):
             audio = self._render(backend, route, segment, profile,
                                  first=index == 0, last=index == len(segments) - 1)
