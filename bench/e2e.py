@@ -50,6 +50,7 @@ from dragoman.events import (
     Lag,
     SourceText,
     TranslationText,
+    Word,
     join_words,
 )
 from dragoman.pacing import feed
@@ -71,6 +72,7 @@ class Instance:
     chunks: list[tuple[float, AudioChunk]] = field(default_factory=list)
     heard: str = ""
     source_commit: float | None = None  # stream time of the first committed source word
+    source_words: list[Word] = field(default_factory=list)  # committed, attributed here
     target_commit: float | None = None  # ... of the first committed translation text
 
     @property
@@ -124,6 +126,8 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
             owner = _owner(instances, event.committed[0].start)
             if owner is not None and owner.source_commit is None:
                 owner.source_commit = now
+            if owner is not None:
+                owner.source_words += event.committed
         elif isinstance(event, TranslationText) and event.committed_delta.strip():
             owner = _owner(instances, event.source_span.start)
             if owner is not None and owner.target_commit is None:
@@ -273,6 +277,11 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
            "cut_inside_clauses": options.cut_inside_clauses,
            "instances": len(instances),
            "with_output": sum(1 for i in instances if i.chunks),
+           # For each instance without output audio: what was recognized of it (none:
+           # a recognition miss; some: lost in translation or speech).
+           "without_output": [{"index": k, "id": i.prompt.id,
+                               "source_heard": join_words(i.source_words)}
+                              for k, i in enumerate(instances) if not i.chunks],
            "audio_s": seconds, "cpu_rtf": cpu / seconds,
            "StartOffset": statistics.median(x["StartOffset"] for x in lat) / 1000,
            "EndOffset": statistics.median(x["EndOffset"] for x in lat) / 1000,
@@ -374,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cells = " | ".join("n/a" if v is None else f"{v:.2f}" for v in r["stages"].values())
         print(f"| {r['pair']} | {r['hangover_ms']} ms | {cells} |")
+    for r in rows:
+        for miss in r["without_output"]:
+            heard = miss["source_heard"] or "nothing"
+            print(f"{r['pair']}: no output audio for #{miss['index']} {miss['id']} "
+                  f"(recognized: {heard})")
     print(f"\npeak resident memory: {peak:.0f} MB; anchor: {ANCHOR}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"rows": rows, "peak_rss_mb": peak, "settings": {
