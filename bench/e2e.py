@@ -124,10 +124,10 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
                 owner.chunks.append((now, event))
         elif isinstance(event, SourceText) and event.committed:
             owner = _owner(instances, event.committed[0].start)
-            if owner is not None and owner.source_commit is None:
-                owner.source_commit = now
             if owner is not None:
                 owner.source_words += event.committed
+                if owner.source_commit is None:
+                    owner.source_commit = now
         elif isinstance(event, TranslationText) and event.committed_delta.strip():
             owner = _owner(instances, event.source_span.start)
             if owner is not None and owner.target_commit is None:
