@@ -1,9 +1,10 @@
 """Speech synthesis benchmark: RTF and time to first audio per backend and language,
-onnxruntime settings for Kokoro, Kokoro cost against input length, prosody transfer
-errors on real speech (phrase rendered whole and in streamed segments), Whisper base
-WER on the synthesized speech.
+onnxruntime settings for Kokoro, Kokoro cost against input length, Kokoro with its
+lead-in cropped against rendered whole, prosody transfer errors on real speech (phrase
+rendered whole and in streamed segments), Whisper base WER on the synthesized speech.
 
-    python bench/tts.py            # prints tables, writes bench/results/tts.json
+    python bench/tts.py                 # prints tables, writes bench/results/tts.json
+    python bench/tts.py --lead-in-only  # only the lead-in A/B: bench/results/tts_lead_in.json
 
 Texts are Asterisk prompt transcripts (en/es/fr, real prompts); the prosody source is
 the same speaker's recording (Allison Smith, en and es). Medians over prompts and runs.
@@ -14,6 +15,7 @@ which other processes disturb far less than wall time.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -133,7 +135,68 @@ def med(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
+def lead_in_sweep(phrases: int = 12, words: int = 3) -> list[dict[str, Any]]:
+    """Kokoro with its lead-in cropped (the default) and rendered whole, interleaved
+    (the order alternates): seconds from `say` to the first marked chunk, wall and CPU
+    per phrase, for the first `words` words of real prompts (the size of an utterance's
+    first phrase in a lane) and for whole prompts. Medians, and the median over phrases
+    of the cropped / whole ratio."""
+    configs = {"cropped (default)": KokoroConfig(), "whole": KokoroConfig(lead_in_frames=None)}
+    routers = {}
+    for name, config in configs.items():
+        router = Router([KokoroBackend(config)])
+        router.start()
+        synth_once(router, "fr", "kokoro", "Bonjour.", first_words=0)
+        routers[name] = router
+    rows = []
+    for lang in ("fr", "en", "es"):
+        prompts = [p.text for p in corpus.prompts(lang) if len(p.text.split()) > words]
+        for size, texts in (("first words", [" ".join(t.split()[:words]) for t in prompts]),
+                            ("whole prompt", prompts)):
+            timings: dict[str, list[tuple[float, float, float]]] = {n: [] for n in configs}
+            for index, text in enumerate(texts[:phrases]):
+                order = list(routers.items())
+                for name, router in order if index % 2 else order[::-1]:
+                    _, elapsed, first, cpu = synth_once(router, lang, "kokoro", text,
+                                                        first_words=0)
+                    timings[name].append((first, elapsed, cpu))
+            cropped, whole = timings["cropped (default)"], timings["whole"]
+            rows.append({
+                "language": lang, "phrases": size, "count": len(cropped), "load": load(),
+                **{f"{key}_{tag}": med([t[i] for t in runs])
+                   for tag, runs in (("cropped", cropped), ("whole", whole))
+                   for i, key in enumerate(("first_audio_s", "wall_s", "cpu_s"))},
+                **{f"{key}_ratio": med([c[i] / w[i] for c, w in zip(cropped, whole, strict=True)])
+                   for i, key in enumerate(("first_audio", "wall", "cpu"))},
+            })
+    return rows
+
+
+def print_lead_in(rows: list[dict[str, Any]]) -> None:
+    print("\nKokoro lead-in cropped (default) vs rendered whole, per phrase, interleaved:")
+    print("| lang | phrases | n | first audio s cropped / whole (ratio) | "
+          "CPU s cropped / whole (ratio) | load |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['language']} | {r['phrases']} | {r['count']} | "
+              f"{r['first_audio_s_cropped']:.3f} / {r['first_audio_s_whole']:.3f} "
+              f"({r['first_audio_ratio']:.2f}) | {r['cpu_s_cropped']:.3f} / "
+              f"{r['cpu_s_whole']:.3f} ({r['cpu_ratio']:.2f}) | {r['load']:.1f} |")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lead-in-only", action="store_true",
+                        help="only the Kokoro lead-in A/B (bench/results/tts_lead_in.json)")
+    args = parser.parse_args()
+    out = Path(__file__).parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.lead_in_only:
+        lead_in = lead_in_sweep()
+        print_lead_in(lead_in)
+        (out / "tts_lead_in.json").write_text(json.dumps(
+            {"cores": os.cpu_count(), "lead_in": lead_in}, indent=2))
+        return
     import jiwer
     from faster_whisper import WhisperModel
 
@@ -146,6 +209,7 @@ def main() -> None:
     synth_once(router, "en", "kokoro", "Warm up.")  # first-call costs out of the medians
     sweep = settings_sweep()
     lengths = length_sweep(router)
+    lead_in = lead_in_sweep()
     rows: list[dict[str, Any]] = []
     cases: list[tuple[str, str, list[str]]] = []
     for lang in ("en", "es", "fr"):
@@ -209,6 +273,7 @@ def main() -> None:
     print(f"\nKokoro cost against length: CPU s = {lengths['cpu_fixed_s']:.3f} + "
           f"{lengths['cpu_per_audio_s']:.3f} x audio s (over "
           f"{len(lengths['points'])} calls of 2..{len(LONG.split())} words)")
+    print_lead_in(lead_in)
     print("\n| backend | lang | phrases | words | RTF | CPU s / audio s | first audio (s) | "
           "max | first audio, whole phrase (s) | Whisper WER | load |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -233,11 +298,10 @@ def main() -> None:
                   f"{pm('register_st'):+.2f} | {pm('rtf'):.3f} | {pm('ttfa_s'):.3f} |")
     load_end = os.getloadavg()
     print(f"\nload average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "tts.json").write_text(json.dumps(
         {"load_start": load_start, "load_end": load_end, "cores": os.cpu_count(),
-         "kokoro_settings": sweep, "kokoro_length": lengths, "synthesis": rows,
+         "kokoro_settings": sweep, "kokoro_length": lengths, "kokoro_lead_in": lead_in,
+         "synthesis": rows,
          "prosody": prosody}, indent=2))
 
 
