@@ -165,13 +165,15 @@ def test_unknown_or_unspeakable_language_is_a_clear_error(router: Router) -> Non
 
 
 def test_committed_text_is_spoken_at_phrase_boundaries(router: Router) -> None:
-    synth = make(router, "es", backend="espeak-ng")
-    span = Span(0, 16_000)
-    synth.push_text(TranslationText(0, "es", "Hola", "a todos", span))
-    assert synth.events() == []  # one word, no punctuation: waits for more
-    synth.push_text(TranslationText(0, "es", "a todos.", "", Span(0, 24_000)))
-    first = synth.events()
-    assert first and all(c.source_span == Span(0, 24_000) for c in first)
+    config = SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD)
+    synth = Synthesizer(config, KEY, router, clock=ManualClock())  # time stands still
+    synth.push_text(TranslationText(0, "es", "Hola", "a todos", Span(0, 8_000)))
+    assert synth.events()  # the listener hears nothing: one word goes at once
+    synth.push_text(TranslationText(0, "es", "a todos", "", Span(8_000, 16_000)))
+    assert synth.events() == []  # "Hola" still plays: two words wait for more
+    synth.push_text(TranslationText(0, "es", "amigos.", "", Span(16_000, 24_000)))
+    first = synth.events()  # punctuation ends the phrase
+    assert first and all(c.source_span == Span(8_000, 24_000) for c in first)
     synth.push_text(TranslationText(1, "es", "Gracias", "", Span(30_000, 40_000), final=True))
     rest = synth.finish()
     # A phrase's last, shorter chunk leaves with it, not with the next phrase.
@@ -186,7 +188,7 @@ def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) 
     synth.start()
     assert synth.buffered_s == 0.0
     synth.push_text(TranslationText(0, "es", "Por favor", "", Span(0, 8_000)))
-    first = synth.events()  # nothing plays: two words are enough
+    first = synth.events()  # nothing plays: words go at once
     heard = sum(c.pcm.size for c in first) / OUTPUT_RATE
     assert first and synth.buffered_s == pytest.approx(heard)
     clock.advance(heard / 2)  # half of it is still to be heard: gather more words
@@ -197,8 +199,8 @@ def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) 
     synth.push_text(TranslationText(0, "es", " uno", "", Span(20_000, 24_000)))
     second = synth.events()  # four words
     assert second and all(c.source_span == Span(8_000, 24_000) for c in second)
-    clock.advance(60.0)  # all heard: two words go at once again
-    synth.push_text(TranslationText(0, "es", " para continuar", "", Span(24_000, 32_000)))
+    clock.advance(60.0)  # all heard: a single word goes at once again
+    synth.push_text(TranslationText(0, "es", " continuar", "", Span(24_000, 32_000)))
     assert synth.events()
     with pytest.raises(DragomanError, match="idle_phrase_words"):
         SynthesisConfig("es", min_phrase_words=2, idle_phrase_words=3)

@@ -72,7 +72,9 @@ class SynthesisConfig:
     nothing left to hear (`Synthesizer.buffered_s` is 0): a silent listener gains
     nothing from a longer phrase, and the first words of an utterance are heard
     sooner; while earlier speech still plays, words gather into longer phrases
-    (fewer synthesis calls, smoother prosody).
+    (fewer synthesis calls, smoother prosody). 1 (the default since 2026-11-24, was
+    2): the first committed word of an utterance is spoken at once, without waiting
+    for the next decode to commit a second (docs/benchmarks.md, "End to end").
     payload: 32-bit watermark payload (service id + session hash).
     source_seconds: how much source audio is kept for prosody.
     first_segment_words: streaming inside a phrase: the first segment holds about
@@ -94,7 +96,7 @@ class SynthesisConfig:
     prosody_config: ProsodyConfig = field(default_factory=ProsodyConfig)
     chunk_ms: int = 200
     min_phrase_words: int = 4
-    idle_phrase_words: int = 2
+    idle_phrase_words: int = 1
     payload: int = 0
     source_seconds: float = 60.0
     first_segment_words: int = 3
