@@ -93,14 +93,20 @@ def synth_once(router: Router, lang: str, backend: str, text: str,
     return np.concatenate([c.pcm for c in chunks]), elapsed, first[0], cpu
 
 
-def settings_sweep() -> list[dict[str, Any]]:
-    """Kokoro onnxruntime settings, interleaved so that load changes hit all alike."""
+def warm_routers(configs: dict[str, KokoroConfig]) -> dict[str, Router]:
+    """One started router per Kokoro configuration, each past its first-call costs."""
     routers = {}
-    for name, config in SETTINGS.items():
+    for name, config in configs.items():
         router = Router([KokoroBackend(config)])
         router.start()
         synth_once(router, "en", "kokoro", "Warm up.", first_words=0)
         routers[name] = router
+    return routers
+
+
+def settings_sweep() -> list[dict[str, Any]]:
+    """Kokoro onnxruntime settings, interleaved so that load changes hit all alike."""
+    routers = warm_routers(SETTINGS)
     samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in SETTINGS}
     for _ in range(3):
         for name, router in routers.items():
@@ -142,12 +148,7 @@ def lead_in_sweep(phrases: int = 12, words: int = 3) -> list[dict[str, Any]]:
     first phrase in a lane) and for whole prompts. Medians, and the median over phrases
     of the cropped / whole ratio."""
     configs = {"cropped (default)": KokoroConfig(), "whole": KokoroConfig(lead_in_frames=None)}
-    routers = {}
-    for name, config in configs.items():
-        router = Router([KokoroBackend(config)])
-        router.start()
-        synth_once(router, "fr", "kokoro", "Bonjour.", first_words=0)
-        routers[name] = router
+    routers = warm_routers(configs)
     rows = []
     for lang in ("fr", "en", "es"):
         prompts = [p.text for p in corpus.prompts(lang) if len(p.text.split()) > words]
