@@ -203,12 +203,12 @@ class KokoroBackend:
             edited = None
             if self.config.lead_in_frames is not None:
                 edited = crop_lead_in(model)
+                if edited is not None:
+                    self._keep_lead = np.array([self.config.lead_in_frames], dtype=np.int64)
             session = ort.InferenceSession(
                 edited if edited is not None else str(model),
                 sess_options=options, providers=["CPUExecutionProvider"],
             )
-            if edited is not None and self.config.lead_in_frames is not None:
-                self._keep_lead = np.array([self.config.lead_in_frames], dtype=np.int64)
             self._tokenizer = Tokenizer(vocab=embedded_vocab(session) or {})
             self._voice_paths = {n: p for n, p in voices.items() if _voice_record(n)}
             self._session = session

@@ -42,9 +42,13 @@ _ENERGY = "/encoder/Reshape_1_output_0"  # [1, 2 * frames]
 def crop_lead_in(model: Path) -> bytes | None:
     """The serialized, edited graph of `model`, or None when it is not the expected
     export (then it must be used unedited)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        logger.warning("the onnx package is missing (pip install 'dragoman[tts]'): "
+                       "Kokoro renders its lead-in whole")
+        return None
     proto = onnx.load(str(model))
     graph = proto.graph
     producers = {out: index for index, node in enumerate(graph.node) for out in node.output}
