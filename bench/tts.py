@@ -148,7 +148,7 @@ def lead_in_sweep(phrases: int = 12, words: int = 3) -> list[dict[str, Any]]:
     first phrase in a lane) and for whole prompts. Medians, and the median over phrases
     of the cropped / whole ratio."""
     configs = {"cropped (default)": KokoroConfig(), "whole": KokoroConfig(lead_in_frames=None)}
-    routers = warm_routers(configs)
+    order = list(warm_routers(configs).items())
     rows = []
     for lang in ("fr", "en", "es"):
         prompts = [p.text for p in corpus.prompts(lang) if len(p.text.split()) > words]
@@ -156,7 +156,6 @@ def lead_in_sweep(phrases: int = 12, words: int = 3) -> list[dict[str, Any]]:
                             ("whole prompt", prompts)):
             timings: dict[str, list[tuple[float, float, float]]] = {n: [] for n in configs}
             for index, text in enumerate(texts[:phrases]):
-                order = list(routers.items())
                 for name, router in order if index % 2 else order[::-1]:
                     _, elapsed, first, cpu = synth_once(router, lang, "kokoro", text,
                                                         first_words=0)

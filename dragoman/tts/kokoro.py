@@ -65,7 +65,7 @@ class KokoroConfig:
     parallel: run independent graph branches concurrently (`ORT_PARALLEL`); the graph
     is one long chain, so this only adds threads (measured: no gain).
     lead_in_frames: frames (25 ms) of the silence Kokoro puts before a phrase that its
-    vocoder still renders; the rest is skipped (`kokoro_graph`): 0.15-0.3 s of audio
+    vocoder still renders; the rest is skipped (`kokoro_graph`): 0.12-0.3 s of audio
     per phrase in French and English, next to nothing in Spanish (its lead-in is 9).
     The first phoneme's sound starts about 4 frames before the lead-in ends, so fewer
     than 6 would clip it. None renders the lead-in whole.
