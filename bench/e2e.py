@@ -9,7 +9,8 @@ Apertium, Kokoro/espeak-ng with prosody, watermark). Each prompt is one instance
   source end), AL and LAAL over the output speech segments, with reference length;
 * quality: ASR-BLEU and chrF (Whisper base transcribes each instance's output
   speech; sacrebleu against the human prompt in the target language);
-* normalized erasure of the translation captions;
+* the translation captions: normalized erasure, and how long before its commit each
+  final word is shown for good (the preview's lead);
 * CPU real-time factor (process CPU seconds / audio seconds) and peak memory.
 
 The per-instance delays are written in SimulEval's instances.log format and
@@ -89,7 +90,8 @@ def pick(source: str, target: str, count: int) -> list[str]:
 
 
 async def run_pair(resources: Resources, source: str, target: str, ids: list[str],
-                   options: PipelineConfig) -> tuple[list[Instance], list[Event], float, float]:
+                   options: PipelineConfig
+                   ) -> tuple[list[Instance], list[tuple[float, Event]], float, float]:
     """Stream the prompts, paced, through one session configured as `options` (its
     languages set to the pair's)."""
     parts, instances, cursor = [], [], 1.0
@@ -107,7 +109,7 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
     pipeline = Pipeline(config, resources)
     await pipeline.start()
     loop = asyncio.get_running_loop()
-    events: list[Event] = []
+    events: list[tuple[float, Event]] = []  # (seconds since the start, event)
     cpu0, t0 = time.process_time(), loop.time()
 
     async def pump() -> None:
@@ -117,7 +119,7 @@ async def run_pair(resources: Resources, source: str, target: str, ids: list[str
     feeder = asyncio.create_task(pump())
     async for event in pipeline:
         now = loop.time() - t0
-        events.append(event)
+        events.append((now, event))
         if isinstance(event, AudioChunk):
             owner = _owner(instances, event.source_span.start)
             if owner is not None:
@@ -193,23 +195,43 @@ def lagging(delays: list[float], source: float, ref_len: int, *, adaptive: bool)
     return total / tau
 
 
-def erasure(events: list[Event], language: str) -> float:
-    """Normalized erasure of the displayed translation (committed + canvas)."""
-    erased, final_words, committed = 0, 0, ""
-    shown: list[str] = []
-    for event in events:
-        if not isinstance(event, TranslationText) or event.language != language:
-            continue
-        committed += event.committed_delta
-        now = (committed + " " + event.uncommitted).split()
-        common = next((i for i, (a, b) in enumerate(zip(shown, now, strict=False)) if a != b),
-                      min(len(shown), len(now)))
-        erased += len(shown) - common
-        shown = now
-        if event.final:
-            final_words += len(committed.split())
-            committed, shown = "", []
-    return erased / max(final_words, 1)
+def _common(a: list[str], b: list[str]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)))
+
+
+def captions(events: list[tuple[float, Event]], language: str) -> tuple[float, float]:
+    """Normalized erasure of the displayed translation (committed + revisable text), and
+    the caption lead: the mean time by which each final word, with all before it, is
+    shown for good before it is committed (what the revisable text is worth)."""
+    erased, final_words, leads = 0, 0, []
+    utterances: dict[int, list[tuple[float, TranslationText]]] = {}
+    for now, event in events:
+        if isinstance(event, TranslationText) and event.language == language:
+            utterances.setdefault(event.utterance, []).append((now, event))
+    for updates in utterances.values():
+        committed: list[str] = []
+        shown: list[str] = []
+        displays: list[tuple[float, list[str], int]] = []
+        for now, event in updates:
+            committed += event.committed_delta.split()
+            display = committed + ([] if event.final else event.uncommitted.split())
+            erased += len(shown) - _common(shown, display)
+            shown = display
+            displays.append((now, display, len(committed)))
+        final_words += len(committed)
+        for j in range(len(committed)):
+            # Shown for good: from the first update after which words 0..j never change.
+            since = None
+            for now, display, _ in displays:
+                if display[: j + 1] == committed[: j + 1]:
+                    since = now if since is None else since
+                else:
+                    since = None
+            at = next(now for now, _, count in displays if count > j)
+            if since is not None:
+                leads.append(at - since)
+    return erased / max(final_words, 1), statistics.fmean(leads) if leads else 0.0
 
 
 def transcribe_outputs(
@@ -254,6 +276,7 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
     source, target = pair.split("-")
     instances, events, cpu, seconds = asyncio.run(run_pair(
         resources, source, target, ids, options))
+    erasure, lead = captions(events, target)
     recognizer, tts = options.recognizer, options.tts_backend
     transcribe_outputs(listener, instances, target)
     lat = [latency(i) for i in instances]
@@ -290,9 +313,10 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
            "mean_StartOffset": statistics.fmean(x["StartOffset"] for x in lat) / 1000,
            "mean_EndOffset": statistics.fmean(x["EndOffset"] for x in lat) / 1000,
            "mean_LAAL": statistics.fmean(x["LAAL"] for x in lat) / 1000,
-           "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure(events, target),
+           "preview": options.preview is not None,
+           "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure, "caption_lead": lead,
            "simuleval": simuleval_check(log_dir), "stages": stages(instances)}
-    lags = [e for e in events if isinstance(e, Lag) and e.stage == f"target:{target}"]
+    lags = [e for _, e in events if isinstance(e, Lag) and e.stage == f"target:{target}"]
     row["fast_voice_share"] = (sum("fast_voice" in e.degraded for e in lags) / len(lags)
                                if lags else 0.0)
     return row
@@ -340,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cut-inside-clauses", action="store_true",
                         help="PipelineConfig.cut_inside_clauses: with prosody, a phrase's "
                         "first audio leaves after its first words even inside a clause")
+    parser.add_argument("--no-preview", dest="preview", action="store_false",
+                        help="PipelineConfig.preview = None: captions show every revision "
+                        "of the translation whole")
     parser.add_argument("--tts", default=None,
                         help="force a TTS backend (kokoro, espeak-ng; default: routed)")
     parser.add_argument("--output", type=Path, default=RESULTS / "e2e.json")
@@ -361,13 +388,15 @@ def main(argv: list[str] | None = None) -> int:
                 recognizer = replace(recognizer, commit_context_ms=args.commit_context_ms)
             options = PipelineConfig(recognizer=recognizer, tts_backend=args.tts,
                                      cut_inside_clauses=args.cut_inside_clauses)
+            if not args.preview:
+                options = replace(options, preview=None)
             rows.append(evaluate(resources, listener, pair, ids, options))
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
-          "| ASR-BLEU | chrF | NE | CPU RTF | fast voice "
+          "| ASR-BLEU | chrF | NE | caption lead s | CPU RTF | fast voice "
           "| means: ours / SimulEval (Start / End / LAAL s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         check = r["simuleval"]
         sim = (f"{check['StartOffset'] / 1000:.2f} / {check['EndOffset'] / 1000:.2f} / "
@@ -375,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = f"{r['mean_StartOffset']:.2f} / {r['mean_EndOffset']:.2f} / {r['mean_LAAL']:.2f}"
         print(f"| {r['pair']} | {r['hangover_ms']} ms | {r['instances']} | {r['StartOffset']:.2f} "
               f"| {r['EndOffset']:.2f} | {r['AL']:.2f} | {r['LAAL']:.2f} | {r['ASR-BLEU']:.1f} "
-              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} "
+              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['caption_lead']:.2f} | {r['cpu_rtf']:.2f} "
               f"| {r['fast_voice_share']:.0%} | {ours} ; {sim} |")
     print("\n| pair | VAD hangover | first source commit s | first target commit s "
           "| first audio s |  (medians from each prompt's start)")

@@ -25,6 +25,7 @@ from dragoman.pacing import feed
 from dragoman.pipeline import Pipeline, PipelineConfig, Resources
 from dragoman.pipeline.output import DubTrack
 from dragoman.textnorm import normalize_text
+from dragoman.translate import PreviewConfig
 from dragoman.watermark import WatermarkKey
 
 KEY = WatermarkKey.from_passphrase("pipeline tests")
@@ -39,13 +40,14 @@ def resources() -> Iterator[Resources]:
 
 
 async def run_session(
-    resources: Resources, config: PipelineConfig, audio: Any, *, during: Any = None
+    resources: Resources, config: PipelineConfig, audio: Any, *, during: Any = None,
+    realtime: bool = False,
 ) -> list[Event]:
     pipeline = Pipeline(config, resources)
     await pipeline.start()
 
     async def pump() -> None:
-        await feed(pipeline.push_audio, audio, chunk_ms=100, realtime=False)
+        await feed(pipeline.push_audio, audio, chunk_ms=100, realtime=realtime)
         if during is not None:
             await during(pipeline)
         await pipeline.end_input()
@@ -273,6 +275,22 @@ def test_bad_configuration_and_audio(resources: Resources) -> None:
         return [event async for event in pipeline]
 
     assert not [e for e in asyncio.run(nan_audio()) if isinstance(e, Error)]
+
+
+def test_captions_show_revisable_words_once_confirmed(resources: Resources, speech: Any) -> None:
+    """With no unconfirmed words allowed, an utterance's first translation update shows
+    no revisable text: nothing in it has been confirmed by a second update yet. Paced
+    at real time, so that interim decodes run while the speaker talks."""
+    _, clip = speech.clip("es", "conf-noempty")
+    audio = np.concatenate([clip, speech.silence(1.0)])
+    config = PipelineConfig("es", ("fr",), speak=False,
+                            preview=PreviewConfig(new_words=0, hidden_tail=0))
+    events = asyncio.run(run_session(resources, config, audio, realtime=True))
+    updates = [e for e in events if isinstance(e, TranslationText)]
+    interim = [e for e in updates if not e.final]
+    assert interim, "the recognizer's interim decodes reach translation"
+    assert interim[0].uncommitted == ""
+    assert committed_translation(events, "fr").strip()
 
 
 def test_source_already_in_the_target_language_passes_through(

@@ -111,7 +111,8 @@ class Pipeline:
                                         payload=self.config.watermark_payload)
         lane = TargetLane(code, self._resources, self._source_audio, self._emit, self._fail,
                           canvas=self.config.canvas, synthesis=synthesis,
-                          speak_source_language=self.config.speak_source_language)
+                          speak_source_language=self.config.speak_source_language,
+                          preview=self.config.preview)
         await lane.start()
         self._lanes[code] = lane
         if self._current is not None:  # join an utterance already under way
