@@ -9,8 +9,8 @@ Apertium, Kokoro/espeak-ng with prosody, watermark). Each prompt is one instance
   source end), AL and LAAL over the output speech segments, with reference length;
 * quality: ASR-BLEU and chrF (Whisper base transcribes each instance's output
   speech; sacrebleu against the human prompt in the target language);
-* the translation captions: normalized erasure, and how long before its commit each
-  final word is shown for good (the preview's lead);
+* the source and translation captions: normalized erasure, and how long before its
+  commit each final word is shown for good (the caption lead);
 * CPU real-time factor (process CPU seconds / audio seconds) and peak memory.
 
 The per-instance delays are written in SimulEval's instances.log format and
@@ -200,22 +200,40 @@ def _common(a: list[str], b: list[str]) -> int:
                 min(len(a), len(b)))
 
 
-def captions(events: list[tuple[float, Event]], language: str) -> tuple[float, float]:
-    """Normalized erasure of the displayed translation (committed + revisable text), and
-    the caption lead: the mean time by which each final word, with all before it, is
-    shown for good before it is committed (what the revisable text is worth)."""
-    erased, final_words, leads = 0, 0, []
-    utterances: dict[int, list[tuple[float, TranslationText]]] = {}
+Update = tuple[float, list[str], list[str], bool]
+"""One caption update: time, newly committed words, the revisable words shown, final."""
+
+
+def caption_lines(events: list[tuple[float, Event]], language: str | None
+                  ) -> list[list[Update]]:
+    """Per utterance, the caption updates of one translation (`language`) or of the
+    source (None)."""
+    lines: dict[int, list[Update]] = {}
     for now, event in events:
-        if isinstance(event, TranslationText) and event.language == language:
-            utterances.setdefault(event.utterance, []).append((now, event))
-    for updates in utterances.values():
+        if language is None and isinstance(event, SourceText):
+            update: Update = (now, [w.text.strip() for w in event.committed],
+                              [w.text.strip() for w in event.tentative], event.final)
+        elif isinstance(event, TranslationText) and event.language == language:
+            update = (now, event.committed_delta.split(), event.uncommitted.split(),
+                      event.final)
+        else:
+            continue
+        lines.setdefault(event.utterance, []).append(update)
+    return list(lines.values())
+
+
+def captions(lines: list[list[Update]]) -> tuple[float, float]:
+    """Normalized erasure of the displayed text (committed + revisable), and the
+    caption lead: the mean time by which each final word, with all before it, is shown
+    for good before it is committed (what showing revisable text is worth)."""
+    erased, final_words, leads = 0, 0, []
+    for updates in lines:
         committed: list[str] = []
         shown: list[str] = []
         displays: list[tuple[float, list[str], int]] = []
-        for now, event in updates:
-            committed += event.committed_delta.split()
-            display = committed + ([] if event.final else event.uncommitted.split())
+        for now, delta, revisable, final in updates:
+            committed += delta
+            display = committed + ([] if final else revisable)
             erased += len(shown) - _common(shown, display)
             shown = display
             displays.append((now, display, len(committed)))
@@ -276,7 +294,8 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
     source, target = pair.split("-")
     instances, events, cpu, seconds = asyncio.run(run_pair(
         resources, source, target, ids, options))
-    erasure, lead = captions(events, target)
+    erasure, lead = captions(caption_lines(events, target))
+    source_erasure, source_lead = captions(caption_lines(events, None))
     recognizer, tts = options.recognizer, options.tts_backend
     transcribe_outputs(listener, instances, target)
     lat = [latency(i) for i in instances]
@@ -315,6 +334,7 @@ def evaluate(resources: Resources, listener: WhisperTranscriber, pair: str, ids:
            "mean_LAAL": statistics.fmean(x["LAAL"] for x in lat) / 1000,
            "preview": options.preview is not None,
            "ASR-BLEU": bleu, "chrF": chrf, "NE": erasure, "caption_lead": lead,
+           "source_NE": source_erasure, "source_caption_lead": source_lead,
            "simuleval": simuleval_check(log_dir), "stages": stages(instances)}
     lags = [e for _, e in events if isinstance(e, Lag) and e.stage == f"target:{target}"]
     row["fast_voice_share"] = (sum("fast_voice" in e.degraded for e in lags) / len(lags)
@@ -366,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                         "first audio leaves after its first words even inside a clause")
     parser.add_argument("--no-preview", dest="preview", action="store_false",
                         help="PipelineConfig.preview = None: captions show every revision "
-                        "of the translation whole")
+                        "of the source and translation whole")
     parser.add_argument("--tts", default=None,
                         help="force a TTS backend (kokoro, espeak-ng; default: routed)")
     parser.add_argument("--output", type=Path, default=RESULTS / "e2e.json")
@@ -394,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pair} hangover {hangover}: done", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("| pair | VAD hangover | instances | StartOffset s | EndOffset s | AL s | LAAL s "
-          "| ASR-BLEU | chrF | NE | caption lead s | CPU RTF | fast voice "
+          "| ASR-BLEU | chrF | NE | CPU RTF | fast voice "
           "| means: ours / SimulEval (Start / End / LAAL s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         check = r["simuleval"]
         sim = (f"{check['StartOffset'] / 1000:.2f} / {check['EndOffset'] / 1000:.2f} / "
@@ -404,8 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         ours = f"{r['mean_StartOffset']:.2f} / {r['mean_EndOffset']:.2f} / {r['mean_LAAL']:.2f}"
         print(f"| {r['pair']} | {r['hangover_ms']} ms | {r['instances']} | {r['StartOffset']:.2f} "
               f"| {r['EndOffset']:.2f} | {r['AL']:.2f} | {r['LAAL']:.2f} | {r['ASR-BLEU']:.1f} "
-              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['caption_lead']:.2f} | {r['cpu_rtf']:.2f} "
+              f"| {r['chrF']:.1f} | {r['NE']:.3f} | {r['cpu_rtf']:.2f} "
               f"| {r['fast_voice_share']:.0%} | {ours} ; {sim} |")
+    print("\n| pair | VAD hangover | translation captions: NE / lead s "
+          "| source captions: NE / lead s |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['pair']} | {r['hangover_ms']} ms | {r['NE']:.3f} / {r['caption_lead']:.2f} "
+              f"| {r['source_NE']:.3f} / {r['source_caption_lead']:.2f} |")
     print("\n| pair | VAD hangover | first source commit s | first target commit s "
           "| first audio s |  (medians from each prompt's start)")
     print("|---|---|---|---|---|")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from watermark_check import assert_watermarked
 
+from dragoman.captions import PreviewConfig
 from dragoman.errors import AudioError, ModelNotFoundError, UnsupportedLanguageError
 from dragoman.events import (
     SAMPLE_RATE,
@@ -25,7 +26,6 @@ from dragoman.pacing import feed
 from dragoman.pipeline import Pipeline, PipelineConfig, Resources
 from dragoman.pipeline.output import DubTrack
 from dragoman.textnorm import normalize_text
-from dragoman.translate import PreviewConfig
 from dragoman.watermark import WatermarkKey
 
 KEY = WatermarkKey.from_passphrase("pipeline tests")
@@ -278,9 +278,10 @@ def test_bad_configuration_and_audio(resources: Resources) -> None:
 
 
 def test_captions_show_revisable_words_once_confirmed(resources: Resources, speech: Any) -> None:
-    """With no unconfirmed words allowed, an utterance's first translation update shows
-    no revisable text: nothing in it has been confirmed by a second update yet. Paced
-    at real time, so that interim decodes run while the speaker talks."""
+    """With no unconfirmed words allowed, an utterance's first source and translation
+    updates show no revisable text: nothing in them has been confirmed by a second
+    update yet; the lanes still translate the tentative words. Paced at real time, so
+    that interim decodes run while the speaker talks."""
     _, clip = speech.clip("es", "conf-noempty")
     audio = np.concatenate([clip, speech.silence(1.0)])
     config = PipelineConfig("es", ("fr",), speak=False,
@@ -290,6 +291,8 @@ def test_captions_show_revisable_words_once_confirmed(resources: Resources, spee
     interim = [e for e in updates if not e.final]
     assert interim, "the recognizer's interim decodes reach translation"
     assert interim[0].uncommitted == ""
+    heard = [e for e in events if isinstance(e, SourceText) and not e.final]
+    assert heard and heard[0].tentative == ()
     assert committed_translation(events, "fr").strip()
 
 

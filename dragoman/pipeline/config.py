@@ -6,9 +6,10 @@ import hashlib
 from dataclasses import dataclass, field
 
 from dragoman.asr import RecognizerConfig
+from dragoman.captions import PreviewConfig
 from dragoman.errors import DragomanError
 from dragoman.languages import normalize_language
-from dragoman.translate import CanvasConfig, PreviewConfig
+from dragoman.translate import CanvasConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,10 @@ class PipelineConfig:
     speak_source_language: also speak an utterance into its own language (a lane whose
         target is the language just spoken re-voices the speaker's words; a listener who
         hears the speaker directly, as in a face-to-face conversation, does not need it).
-    preview: which words of the revisable translation captions show (`PreviewConfig`:
-        confirmed words and at most two new ones, never the last unconfirmed word);
-        None shows every revision whole (normalized erasure 0.57-0.64 against
-        0.12-0.16, docs/benchmarks.md).
+    preview: which revisable words the source and translation captions show
+        (`dragoman.captions.PreviewConfig`: confirmed words and at most two new ones,
+        never the last unconfirmed word); None sends every revision whole. Only the
+        events that leave are trimmed: translation and speech see every word.
     session_id: feeds the watermark payload (service id + session hash).
     service_id: 16-bit id of this deployment in the watermark payload.
     lag_report_ms: how often a `Lag` event reports each stage's backlog.

@@ -17,11 +17,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from dragoman.captions import CaptionPreview, PreviewConfig
 from dragoman.errors import DragomanError
 from dragoman.events import SAMPLE_RATE, Error, Event, Span, TranslationText
 from dragoman.pipeline.resources import Resources
 from dragoman.pipeline.source_audio import SourceAudio
-from dragoman.translate import CanvasConfig, CanvasEngine, CaptionPreview, PreviewConfig
+from dragoman.translate import CanvasConfig, CanvasEngine
 from dragoman.tts import SynthesisConfig, SynthesisStream, Synthesizer
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,7 @@ class TargetLane:
         self._canvas = canvas
         self._synthesis = synthesis
         self._speak_source_language = speak_source_language
-        self._preview_config = preview
-        self._preview: CaptionPreview | None = None
-        self._preview_utterance = -1
+        self._preview = CaptionPreview(preview) if preview is not None else None
         self._mailbox: deque[SourceState] = deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -172,7 +171,8 @@ class TargetLane:
             )
             update = TranslationText(state.utterance, self.language, result.committed_delta,
                                      result.uncommitted, state.span, state.final)
-        update = self._previewed(update)
+        if self._preview is not None:
+            update = self._preview.translation(update)
         self.translated_until = state.span.end
         await self._emit(update)
         if state.final:
@@ -195,17 +195,6 @@ class TargetLane:
         tentative = state.tentative if not state.final else ""
         return TranslationText(state.utterance, self.language, delta, tentative, state.span,
                                state.final)
-
-    def _previewed(self, update: TranslationText) -> TranslationText:
-        """The update with only the part of its revisable text that captions show."""
-        if self._preview_config is None:
-            return update
-        if self._preview is None or self._preview_utterance != update.utterance:
-            self._preview = CaptionPreview(self._preview_config)
-            self._preview_utterance = update.utterance
-        shown = self._preview.show(update.committed_delta, update.uncommitted,
-                                   final=update.final)
-        return update if shown == update.uncommitted else replace(update, uncommitted=shown)
 
     async def _engine_for(self, state: SourceState) -> CanvasEngine | None:
         if self._engine is not None and self._engine_utterance == state.utterance:

@@ -31,6 +31,7 @@ from dataclasses import replace
 
 from dragoman.asr import RecognizeStream, StreamingRecognizer
 from dragoman.audio import check_audio
+from dragoman.captions import CaptionPreview
 from dragoman.errors import DragomanError
 from dragoman.events import (
     SAMPLE_RATE,
@@ -73,6 +74,7 @@ class Pipeline:
         self._next_lag_report = 0
         self._words: dict[int, list[Word]] = {}
         self._current: SourceState | None = None  # the utterance under way, if any
+        self._preview = CaptionPreview(config.preview) if config.preview is not None else None
         self._started = False
         self._ended = False
 
@@ -194,9 +196,12 @@ class Pipeline:
         assert self._asr is not None
         try:
             async for event in self._asr:
-                await self._emit(event)
                 if isinstance(event, SourceText):
-                    self._on_source(event)
+                    shown = self._preview.source(event) if self._preview is not None else event
+                    await self._emit(shown)
+                    self._on_source(event)  # the lanes translate every tentative word
+                else:
+                    await self._emit(event)
             for lane in list(self._lanes.values()):
                 await lane.close()
         except asyncio.CancelledError:

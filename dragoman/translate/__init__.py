@@ -13,7 +13,6 @@ from dragoman.translate.base import (
     TranslationInputError,
 )
 from dragoman.translate.canvas import CanvasConfig, CanvasEngine, CanvasUpdate
-from dragoman.translate.preview import CaptionPreview, PreviewConfig
 from dragoman.translate.registry import (
     BACKENDS,
     available_pairs,
@@ -28,9 +27,7 @@ __all__ = [
     "CanvasConfig",
     "CanvasEngine",
     "CanvasUpdate",
-    "CaptionPreview",
     "FillRequest",
-    "PreviewConfig",
     "ScoreRequest",
     "TranslationBackend",
     "TranslationInputError",
