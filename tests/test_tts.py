@@ -165,8 +165,9 @@ def test_unknown_or_unspeakable_language_is_a_clear_error(router: Router) -> Non
 
 
 def test_committed_text_is_spoken_at_phrase_boundaries(router: Router) -> None:
-    config = SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD)
-    synth = Synthesizer(config, KEY, router, clock=ManualClock())  # time stands still
+    # Words gather whenever anything still plays (gather_while_s 0), and time stands still.
+    config = SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD, gather_while_s=0.0)
+    synth = Synthesizer(config, KEY, router, clock=ManualClock())
     synth.push_text(TranslationText(0, "es", "Hola", "a todos", Span(0, 8_000)))
     assert synth.events()  # the listener hears nothing: one word goes at once
     synth.push_text(TranslationText(0, "es", "a todos", "", Span(8_000, 16_000)))
@@ -187,23 +188,32 @@ def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) 
     synth = Synthesizer(config, KEY, router, clock=clock)
     synth.start()
     assert synth.buffered_s == 0.0
-    synth.push_text(TranslationText(0, "es", "Por favor", "", Span(0, 8_000)))
+    long = "Por favor, escuche con atención las siguientes opciones del menú principal"
+    synth.push_text(TranslationText(0, "es", long, "", Span(0, 48_000)))
     first = synth.events()  # nothing plays: words go at once
     heard = sum(c.pcm.size for c in first) / OUTPUT_RATE
     assert first and synth.buffered_s == pytest.approx(heard)
-    clock.advance(heard / 2)  # half of it is still to be heard: gather more words
-    synth.push_text(TranslationText(0, "es", " marque el", "", Span(8_000, 16_000)))
+    assert heard > config.gather_while_s + 1.0
+    clock.advance(0.5)  # more than gather_while_s still to hear: words gather
+    synth.push_text(TranslationText(0, "es", " marque el", "", Span(48_000, 56_000)))
     assert synth.events() == []
-    synth.push_text(TranslationText(0, "es", " número", "", Span(16_000, 20_000)))
+    synth.push_text(TranslationText(0, "es", " número", "", Span(56_000, 60_000)))
     assert synth.events() == []
-    synth.push_text(TranslationText(0, "es", " uno", "", Span(20_000, 24_000)))
+    synth.push_text(TranslationText(0, "es", " uno", "", Span(60_000, 64_000)))
     second = synth.events()  # four words
-    assert second and all(c.source_span == Span(8_000, 24_000) for c in second)
-    clock.advance(60.0)  # all heard: a single word goes at once again
-    synth.push_text(TranslationText(0, "es", " continuar", "", Span(24_000, 32_000)))
+    assert second and all(c.source_span == Span(48_000, 64_000) for c in second)
+    # Under gather_while_s left to hear: a phrase that waited for more words would
+    # come after the speech ran out, so a single word goes at once.
+    clock.advance(synth.buffered_s - config.gather_while_s / 2)
+    synth.push_text(TranslationText(0, "es", " para", "", Span(64_000, 68_000)))
+    assert synth.events()
+    clock.advance(60.0)  # all heard: a single word goes at once
+    synth.push_text(TranslationText(0, "es", " continuar", "", Span(68_000, 72_000)))
     assert synth.events()
     with pytest.raises(DragomanError, match="idle_phrase_words"):
         SynthesisConfig("es", min_phrase_words=2, idle_phrase_words=3)
+    with pytest.raises(DragomanError, match="gather_while_s"):
+        SynthesisConfig("es", gather_while_s=-1.0)
 
 
 def test_prosody_uses_buffered_source_audio(router: Router) -> None:

@@ -75,6 +75,10 @@ class SynthesisConfig:
     (fewer synthesis calls, smoother prosody). 1 (the default since 2026-11-24, was
     2): the first committed word of an utterance is spoken at once, without waiting
     for the next decode to commit a second (docs/benchmarks.md, "End to end").
+    gather_while_s: words gather into phrases of `min_phrase_words` only while the
+        listener has more than this much speech still to hear; with less, a phrase
+        rendered after more words came would reach the listener after that speech ran
+        out, so `idle_phrase_words` are enough. 0 gathers whenever anything still plays.
     payload: 32-bit watermark payload (service id + session hash).
     source_seconds: how much source audio is kept for prosody.
     first_segment_words: streaming inside a phrase: the first segment holds about
@@ -97,6 +101,7 @@ class SynthesisConfig:
     chunk_ms: int = 200
     min_phrase_words: int = 4
     idle_phrase_words: int = 1
+    gather_while_s: float = 2.0
     payload: int = 0
     source_seconds: float = 60.0
     first_segment_words: int = 3
@@ -111,6 +116,8 @@ class SynthesisConfig:
             raise DragomanError("min_phrase_words must be at least 1")
         if not 1 <= self.idle_phrase_words <= self.min_phrase_words:
             raise DragomanError("idle_phrase_words must be in [1, min_phrase_words]")
+        if not 0.0 <= self.gather_while_s <= 60.0:
+            raise DragomanError("gather_while_s must be in [0, 60] seconds")
         if self.first_segment_words < 0:
             raise DragomanError("first_segment_words must be 0 (off) or more")
 
@@ -293,7 +300,9 @@ class Synthesizer:
             span = update.source_span
             self._span = span if self._span is None else Span(self._span.start, span.end)
         boundary = bool(delta) and delta[-1].endswith(_PHRASE_END)
-        enough = self.config.min_phrase_words if self.buffered_s else self.config.idle_phrase_words
+        cfg = self.config
+        busy = self.buffered_s > cfg.gather_while_s
+        enough = cfg.min_phrase_words if busy else cfg.idle_phrase_words
         if update.final or boundary or len(self._words) >= enough:
             self.flush()
 
