@@ -21,6 +21,8 @@ import pytest
 from dragoman.audio import load_audio
 from dragoman.corpus import Prompt, prompt
 from dragoman.events import SAMPLE_RATE, FloatAudio
+from dragoman.translate import create_backend
+from dragoman.translate.apertium import ApertiumBackend
 
 
 class NetworkBlockedError(RuntimeError):
@@ -114,3 +116,13 @@ def wait_for_server(proc: subprocess.Popen[bytes], port: int, log: Path,
                 return
         time.sleep(0.2)
     raise AssertionError(f"dragoman serve did not start listening in {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def apertium() -> Iterator[ApertiumBackend]:
+    """The real Apertium backend (its pair pipelines start on first use)."""
+    backend = create_backend("apertium")
+    assert isinstance(backend, ApertiumBackend)
+    backend.start()
+    yield backend
+    backend.close()

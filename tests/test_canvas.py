@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -15,20 +15,10 @@ from dragoman.translate import (
     FillRequest,
     ScoreRequest,
     TranslationInputError,
-    create_backend,
     translate_text,
 )
 from dragoman.translate.apertium import ApertiumBackend, pipeline_commands
 from dragoman.translate.replay import replay_words
-
-
-@pytest.fixture(scope="module")
-def apertium() -> Iterator[ApertiumBackend]:
-    backend = create_backend("apertium")
-    assert isinstance(backend, ApertiumBackend)
-    backend.start()
-    yield backend
-    backend.close()
 
 
 class RecordingBackend:

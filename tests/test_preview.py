@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from dragoman.captions import CaptionPreview, PreviewConfig
 from dragoman.corpus import prompts
 from dragoman.errors import DragomanError
 from dragoman.events import SourceText, Span, TranslationText, Word
-from dragoman.translate import CanvasEngine, create_backend
+from dragoman.translate import CanvasEngine
 from dragoman.translate.apertium import ApertiumBackend
-
-
-@pytest.fixture(scope="module")
-def apertium() -> Iterator[ApertiumBackend]:
-    backend = create_backend("apertium")
-    assert isinstance(backend, ApertiumBackend)
-    backend.start()
-    yield backend
-    backend.close()
 
 
 def test_new_words_wait_for_confirmation_and_the_tail_is_hidden() -> None:

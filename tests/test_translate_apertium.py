@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
 from dragoman.corpus import prompt, prompts
-from dragoman.translate import CanvasEngine, can_translate, create_backend
+from dragoman.translate import CanvasEngine, can_translate
 from dragoman.translate.apertium import ApertiumBackend, deformat, installed_pairs, reformat
 from dragoman.translate.replay import replay_words
-
-
-@pytest.fixture(scope="module")
-def apertium() -> Iterator[ApertiumBackend]:
-    backend = create_backend("apertium")
-    assert isinstance(backend, ApertiumBackend)
-    backend.start()
-    yield backend
-    backend.close()
 
 
 def test_installed_pairs_are_direct_and_routed() -> None:
