@@ -78,7 +78,9 @@ class SynthesisConfig:
     gather_while_s: words gather into phrases of `min_phrase_words` only while the
         listener has more than this much speech still to hear; with less, a phrase
         rendered after more words came would reach the listener after that speech ran
-        out, so `idle_phrase_words` are enough. 0 gathers whenever anything still plays.
+        out, so `idle_phrase_words` are enough. 0 gathers whenever anything still plays
+        (the rule until 2026-11-24; 2.0 took 0.3-1.1 s off StartOffset end to end,
+        docs/benchmarks.md, "End to end", session 13).
     payload: 32-bit watermark payload (service id + session hash).
     source_seconds: how much source audio is kept for prosody.
     first_segment_words: streaming inside a phrase: the first segment holds about
