@@ -68,11 +68,11 @@ class SynthesisConfig:
     source speaker's prosody when source audio is known.
     chunk_ms: output chunk length. min_phrase_words: committed text is spoken at
     punctuation, at the end of an utterance, or once this many words are waiting.
-    idle_phrase_words: ... or once this many are waiting while the listener has
-    nothing left to hear (`Synthesizer.buffered_s` is 0): a silent listener gains
-    nothing from a longer phrase, and the first words of an utterance are heard
-    sooner; while earlier speech still plays, words gather into longer phrases
-    (fewer synthesis calls, smoother prosody). 1 (the default since 2026-11-24, was
+    idle_phrase_words: ... or once this many are waiting while the listener has at
+    most `gather_while_s` left to hear (`Synthesizer.buffered_s`): a listener about to
+    fall silent gains nothing from a longer phrase, and the first words of an utterance
+    are heard sooner; while more earlier speech still plays, words gather into longer
+    phrases (fewer synthesis calls, smoother prosody). 1 (the default since 2026-11-24, was
     2): the first committed word of an utterance is spoken at once, without waiting
     for the next decode to commit a second (docs/benchmarks.md, "End to end").
     gather_while_s: words gather into phrases of `min_phrase_words` only while the
