@@ -171,21 +171,26 @@ def offline_wer(whisper: WhisperTranscriber, items: list[Prompt],
 
 def latency_run(
     whisper: WhisperTranscriber, stream: Stream, config: RecognizerConfig
-) -> tuple[list[float], list[float]]:
-    """Commit latencies of every word, and of each utterance's last word (how long after
-    the speaker stops their words are firm)."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Commit latencies of every word, of each utterance's first word (what translated
+    speech waits for) and of its last word (how long after the speaker stops their words
+    are firm)."""
     recognizer = StreamingRecognizer(whisper, config)
 
-    async def collect() -> tuple[list[float], list[float]]:
-        every, last = [], []
+    async def collect() -> tuple[list[float], list[float], list[float]]:
+        every, first, last = [], [], []
+        started: set[int] = set()
         async for item in run_realtime(recognizer, stream.audio):
             event = item.event
             if isinstance(event, SourceText):
                 delays = commit_delays(item)
                 every += delays
+                if delays and event.utterance not in started:
+                    started.add(event.utterance)
+                    first.append(delays[0])
                 if event.final and delays:
                     last.append(delays[-1])
-        return every, last
+        return every, first, last
 
     return asyncio.run(collect())
 
@@ -234,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         default=None, help="RecognizerConfig.prefetch_final = False: the "
                         "final decode runs after the VAD's hangover, not during it")
+    parser.add_argument("--decode-overhead-ms", default=None,
+                        help="RecognizerConfig.decode_overhead_ms, or 'none' for a flat "
+                        "cost per decode (default: the config's; 30000 with --full-window)")
     args = parser.parse_args(argv)
 
     whisper = WhisperTranscriber(
@@ -249,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
                                           "interim_interval_ms", "agreement_history",
                                           "prefetch_final")
                  if (value := getattr(args, name)) is not None}
+    if args.decode_overhead_ms is not None:
+        text = args.decode_overhead_ms.lower()
+        overrides["decode_overhead_ms"] = None if text == "none" else int(text)
+    elif args.full_window:
+        overrides["decode_overhead_ms"] = 30_000
     for language in args.languages:
         config = replace(RecognizerConfig(language=language), **overrides)
         items = pick(language, args.utterances)
@@ -262,9 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         # The paced prompts depend on --realtime-utterances alone, so runs with different
         # --utterances measure commit latency on the same prompts.
         paced = pick(language, args.realtime_utterances)
-        latencies, last_words = latency_run(whisper, build_stream(paced), config)
+        latencies, first_words, last_words = latency_run(whisper, build_stream(paced), config)
         row["commit_latency_median_s"] = statistics.median(latencies)
         row["commit_latency_p90_s"] = float(np.percentile(latencies, 90))
+        row["first_word_latency_median_s"] = statistics.median(first_words)
         row["last_word_latency_median_s"] = statistics.median(last_words)
         results["languages"][language] = row
         rows.append((language, row))
@@ -283,7 +297,7 @@ def _relative(value: float, base: float) -> str:
 def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: float) -> None:
     print("| lang | utts | audio s | offline WER | streaming WER | rel. | offline / streaming "
           "WER, digits joined | rel. | RTF (CPU RTF) | decodes/s "
-          "| commit latency median / p90 s | last word's latency median s |")
+          "| commit latency median / p90 s | first / last word's latency median s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for lang, r in rows:
         c = r["clean"]
@@ -293,7 +307,7 @@ def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: flo
               f"| {_relative(c['wer_digits'], r['offline_wer_digits'])} "
               f"| {c['rtf']:.2f} ({c['cpu_rtf']:.2f}) | {c['decodes_per_s']:.2f} "
               f"| {r['commit_latency_median_s']:.2f} / {r['commit_latency_p90_s']:.2f} "
-              f"| {r['last_word_latency_median_s']:.2f} |")
+              f"| {r['first_word_latency_median_s']:.2f} / {r['last_word_latency_median_s']:.2f} |")
     print()
     print(f"Noise at {snr:g} dB SNR (WER, VAD recall / precision):")
     print("| lang | condition | webrtcvad WER | webrtcvad R / P | Silero WER | Silero R / P |")

@@ -381,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         help="RecognizerConfig.prefetch_final = False: the final decode "
                         "runs after the VAD's hangover, not during it")
+    parser.add_argument("--decode-overhead-ms", default=None,
+                        help="RecognizerConfig.decode_overhead_ms, or 'none' for a flat cost "
+                        "per decode (default: the config's; 30000 with --full-window)")
     parser.add_argument("--cut-inside-clauses", action="store_true",
                         help="PipelineConfig.cut_inside_clauses: with prosody, a phrase's "
                         "first audio leaves after its first words even inside a clause")
@@ -397,13 +400,20 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(resources.start())
     listener = (resources.transcriber if whisper.context_margin_s is None
                 else WhisperTranscriber(WhisperConfig(context_margin_s=None)))
+    overhead = RecognizerConfig().decode_overhead_ms
+    if args.decode_overhead_ms is not None:
+        text = args.decode_overhead_ms.lower()
+        overhead = None if text == "none" else int(text)
+    elif args.full_window:
+        overhead = 30_000
     rows = []
     for pair in args.pairs:
         source, target = pair.split("-")
         ids = pick(source, target, args.utterances)
         for hangover in args.hangover:
             recognizer = RecognizerConfig(vad=VadConfig(hangover_ms=hangover),
-                                          prefetch_final=args.prefetch_final)
+                                          prefetch_final=args.prefetch_final,
+                                          decode_overhead_ms=overhead)
             if args.commit_context_ms is not None:
                 recognizer = replace(recognizer, commit_context_ms=args.commit_context_ms)
             options = PipelineConfig(recognizer=recognizer, tts_backend=args.tts,

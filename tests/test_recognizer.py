@@ -329,6 +329,69 @@ def test_one_slow_decode_does_not_stop_interim_decodes(speech: Any) -> None:
     assert recognizer.cadence < SAMPLE_RATE, "the cadence follows the usual decode cost"
 
 
+class GrowingCostTranscriber(SteadySpeaker):
+    """A scripted stand-in for Whisper (not a model test) whose decodes cost what Whisper
+    base's did on 2 cores with the fitted window: 0.06 s of a manual clock per second of
+    buffer plus 3 s. It records (buffer seconds, cost) of every decode."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.decodes: list[tuple[float, float]] = []
+
+    def words(self, audio: Any) -> list[Word]:
+        seconds = audio.size / SAMPLE_RATE
+        self.decodes.append((seconds, 0.06 * (seconds + 3.0)))
+        self.clock.advance(self.decodes[-1][1])
+        return super().words(audio)
+
+
+def decode_runs(speech: Any, overhead_ms: int | None) -> list[list[tuple[float, float]]]:
+    """The (buffer seconds, cost) of the decodes of each of two utterances (the same 6 s
+    sentence twice, 1 s apart), fed in 20 ms chunks."""
+    clock = ManualClock()
+    transcriber = GrowingCostTranscriber(clock)
+    config = RecognizerConfig(language="en", decode_overhead_ms=overhead_ms)
+    recognizer = StreamingRecognizer(transcriber, config, clock)  # type: ignore[arg-type]
+    _, clip = speech.clip("en", "demo-enterkeywords")
+    audio = np.concatenate([clip, speech.silence(1.0), clip, speech.silence(1.0)])
+    recognizer.start()
+    for start in range(0, audio.size, SAMPLE_RATE // 50):
+        recognizer.feed(audio[start : start + SAMPLE_RATE // 50])
+    runs: list[list[tuple[float, float]]] = [[]]
+    for decode in transcriber.decodes:  # a shorter buffer than the last: a new utterance
+        if runs[-1] and decode[0] < runs[-1][-1][0]:
+            runs.append([])
+        runs[-1].append(decode)
+    assert len(runs) == 2, transcriber.decodes
+    return runs
+
+
+def interim_spending(run: list[tuple[float, float]]) -> list[float]:
+    """Each interim decode's cost over the new audio since the decode before it."""
+    interim = run[:-1]  # the last is the final decode
+    gaps = np.diff([length for length, _ in interim])
+    return [cost / gap for (_, cost), gap in zip(interim[1:], gaps, strict=True)]
+
+
+def test_interim_decodes_come_sooner_while_the_buffer_is_short(speech: Any) -> None:
+    """A decode's cost grows with its buffer (`decode_overhead_ms`): early in an utterance
+    decodes are cheap and come often, later ones further apart, each after enough new
+    audio to pay for it within the compute budget. With a flat cost per decode (None),
+    the second utterance started at the pace of the first one's long buffers, and the
+    first one's decodes overspent as its buffer grew."""
+    budget = RecognizerConfig().compute_budget
+    first, second = decode_runs(speech, RecognizerConfig().decode_overhead_ms)
+    flat_first, flat_second = decode_runs(speech, None)
+    for run in (first, second):
+        gaps = np.diff([length for length, _ in run[:-1]])
+        assert gaps[-1] > gaps[0] + 0.3, run
+        assert max(interim_spending(run)) <= budget + 1e-6, run
+    assert second[0][0] < flat_second[0][0] - 0.3, (second, flat_second)
+    assert second[1][0] < flat_second[1][0] - 0.5, (second, flat_second)
+    assert max(interim_spending(flat_first)) > budget, flat_first
+
+
 def test_encoder_window_is_the_clip_plus_margin() -> None:
     from dragoman.asr.whisper import _encoder_frames
 

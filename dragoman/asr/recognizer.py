@@ -77,6 +77,17 @@ class RecognizerConfig:
     falling behind. Whisper base with its fitted encoder window (the default) costs
     0.15-0.45 s a decode on 2 cores, so about one decode a second; padded to the full
     30 s window ~0.7 s -> ~1.8 s."""
+    decode_overhead_ms: int | None = 3000
+    """A decode's cost is predicted as proportional to its buffer plus this much audio,
+    so the cadence follows the buffer: decodes come often while an utterance is young
+    and its buffer short (its first words are committed sooner), less often as it grows,
+    each after enough new audio to pay for it within `compute_budget`. Whisper base with
+    its fitted encoder window encodes the buffer and 3 s of silence after it; on 2 cores
+    a decode of 0.6 / 2 / 5 / 8 s cost 0.19 / 0.29 / 0.50 / 0.68 s (within 10 % of
+    proportional to the buffer + 3 s). Use 30000 with the full 30 s window (every decode
+    costs the same); None paces every decode by the median cost of the recent ones,
+    whatever their length (the rule until session 14, which let an utterance's first
+    decodes wait for the pace of the previous one's long buffers)."""
     commit_context_ms: int = 800
     """An interim decode commits only agreed words that end at least this long before
     its buffer does (the final decode commits everything). With the fitted encoder
@@ -139,7 +150,7 @@ class _Segment:
 
 
 DECODE_COST_HISTORY = 5
-"""Recent decodes, final ones included, whose median cost sets the cadence. A moving
+"""Recent decodes, final ones included, whose costs set the cadence. A moving
 average of interim decodes only latched: one looping 0.6 s decode cost 4.3 s, stretched
 the cadence past 10 s, and with no utterance that long no interim decode ever ran again
 to shrink it (French: every word waited for its utterance's end)."""
@@ -187,7 +198,8 @@ class StreamingRecognizer:
         self.config = cfg
         self._transcriber = transcriber
         self._clock = clock or MonotonicClock()
-        self._decode_costs: deque[float] = deque(maxlen=DECODE_COST_HISTORY)
+        self._decode_costs: deque[tuple[float, float]] = deque(maxlen=DECODE_COST_HISTORY)
+        """(seconds spent, `_cost_units` of the buffer) of recent decodes."""
         self._vad = VoiceActivityDetector(cfg.vad)
         self._audio = np.zeros(0, dtype=np.float32)
         self._audio_start: Samples = 0  # session index of self._audio[0]
@@ -206,11 +218,29 @@ class StreamingRecognizer:
 
     @property
     def cadence(self) -> Samples:
-        """Current least new audio between interim decodes (adapts to decode cost)."""
+        """Current least new audio between interim decodes: the predicted cost of decoding
+        the buffer now over the compute budget (`decode_overhead_ms`), at least the floor."""
         cfg = self.config
-        cost = statistics.median(self._decode_costs) if self._decode_costs else 0.0
-        adaptive = round(cost / cfg.compute_budget * SAMPLE_RATE)
+        segment = self._segment
+        buffer = 0 if segment is None else self.position - segment.buffer_start
+        adaptive = round(self._predicted_cost(buffer) / cfg.compute_budget * SAMPLE_RATE)
         return max(_ms(cfg.interim_interval_ms), adaptive)
+
+    def _cost_units(self, samples: Samples) -> float:
+        """Seconds of buffer plus `decode_overhead_ms`: what a decode's cost grows with."""
+        overhead = self.config.decode_overhead_ms
+        return max(samples + _ms(overhead or 0), 1) / SAMPLE_RATE
+
+    def _predicted_cost(self, samples: Samples) -> float:
+        """What a decode of `samples` should cost: with `decode_overhead_ms`, the recent
+        decodes' median cost per cost unit times this buffer's units; without, their
+        median cost."""
+        if not self._decode_costs:
+            return 0.0
+        if self.config.decode_overhead_ms is None:
+            return statistics.median(cost for cost, _ in self._decode_costs)
+        rate = statistics.median(cost / units for cost, units in self._decode_costs)
+        return rate * self._cost_units(samples)
 
     def feed(self, samples: FloatAudio) -> None:
         audio = check_audio(samples, allow_empty=True)
@@ -288,7 +318,7 @@ class StreamingRecognizer:
             audio, language=segment.language, word_times=word_times, retry_loops=final
         )
         spent = self._clock.now() - began
-        self._decode_costs.append(spent)
+        self._decode_costs.append((spent, self._cost_units(audio.size)))
         self.decodes += 1
         self.decode_samples += audio.size
         segment.last_decode_end = end
