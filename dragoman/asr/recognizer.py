@@ -79,15 +79,14 @@ class RecognizerConfig:
     30 s window ~0.7 s -> ~1.8 s."""
     decode_overhead_ms: int | None = 3000
     """A decode's cost is predicted as proportional to its buffer plus this much audio,
-    so the cadence follows the buffer: decodes come often while an utterance is young
-    and its buffer short (its first words are committed sooner), less often as it grows,
-    each after enough new audio to pay for it within `compute_budget`. Whisper base with
-    its fitted encoder window encodes the buffer and 3 s of silence after it; on 2 cores
-    a decode of 0.6 / 2 / 5 / 8 s cost 0.19 / 0.29 / 0.50 / 0.68 s (within 10 % of
-    proportional to the buffer + 3 s). Use 30000 with the full 30 s window (every decode
-    costs the same); None paces every decode by the median cost of the recent ones,
-    whatever their length (the rule until session 14, which let an utterance's first
-    decodes wait for the pace of the previous one's long buffers)."""
+    and a buffer predicted to cost less than the recent decodes' median is decoded that
+    much sooner: a young utterance's short buffer is decoded often (its first words are
+    committed sooner) instead of at the pace of the previous utterance's long buffers;
+    longer buffers keep the median's pace. Whisper base with its fitted encoder window
+    encodes the buffer and 3 s of silence after it; on 2 cores a decode of 0.6 / 2 / 5 / 8
+    s cost 0.19 / 0.29 / 0.50 / 0.68 s (within 10 % of proportional to the buffer + 3 s).
+    Use 30000 with the full 30 s window (every decode costs the same); None paces every
+    decode by the median alone (the rule until session 14)."""
     commit_context_ms: int = 800
     """An interim decode commits only agreed words that end at least this long before
     its buffer does (the final decode commits everything). With the fitted encoder
@@ -232,15 +231,16 @@ class StreamingRecognizer:
         return max(samples + _ms(overhead or 0), 1) / SAMPLE_RATE
 
     def _predicted_cost(self, samples: Samples) -> float:
-        """What a decode of `samples` should cost: with `decode_overhead_ms`, the recent
-        decodes' median cost per cost unit times this buffer's units; without, their
-        median cost."""
+        """The cost that paces a decode of `samples`: the recent decodes' median cost, or,
+        with `decode_overhead_ms` and when less, their median cost per cost unit times
+        this buffer's units (a short buffer's decode is cheap, so it may come sooner)."""
         if not self._decode_costs:
             return 0.0
+        typical = statistics.median(cost for cost, _ in self._decode_costs)
         if self.config.decode_overhead_ms is None:
-            return statistics.median(cost for cost, _ in self._decode_costs)
+            return typical
         rate = statistics.median(cost / units for cost, units in self._decode_costs)
-        return rate * self._cost_units(samples)
+        return min(typical, rate * self._cost_units(samples))
 
     def feed(self, samples: FloatAudio) -> None:
         audio = check_audio(samples, allow_empty=True)
