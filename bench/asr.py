@@ -2,7 +2,9 @@
 
 Per language:
 * WER of the streaming recognizer (utterances in one stream, 1 s apart) against
-  the same model transcribing each whole utterance offline;
+  the same model transcribing each whole utterance offline, scored three ways: case,
+  punctuation and accents normalized; digit runs joined too; and through Whisper's own
+  normalizer (numbers spelled one way); the JSON keeps every hypothesis;
 * WER and VAD precision/recall with white noise and babble at 10 dB SNR, for
   webrtcvad and Silero;
 * real-time factor (compute / audio) and decodes per second of audio;
@@ -33,6 +35,8 @@ from typing import Any, Literal
 
 import jiwer
 import numpy as np
+from whisper_normalizer.basic import BasicTextNormalizer
+from whisper_normalizer.english import EnglishTextNormalizer
 
 from dragoman.asr import (
     RecognizerConfig,
@@ -70,11 +74,25 @@ class Stream:
     reference: str  # as written, scored with `wer`
 
 
-def wer(reference: str, hypothesis: str) -> dict[str, float]:
-    """WER on normalized text, and with digit runs joined (`join_digit_runs`)."""
+def whisper_normalized(language: str, text: str) -> str:
+    """`text` through Whisper's own normalizer (the Open ASR Leaderboard's): for English
+    it also spells numbers one way ("press 1" / "press one", "dial 1 2 3 4" / "dial
+    1234"); other languages get its basic normalizer, accents removed (the Spanish
+    references have none), with digit runs joined as `join_digit_runs` does."""
+    if language == "en":
+        return str(EnglishTextNormalizer()(text))
+    return join_digit_runs(str(BasicTextNormalizer(remove_diacritics=True)(text)))
+
+
+def wer(reference: str, hypothesis: str, language: str) -> dict[str, float]:
+    """WER on normalized text, with digit runs joined (`join_digit_runs`), and through
+    Whisper's normalizer (`whisper_normalized`)."""
     return {"wer": float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis))),
             "wer_digits": float(jiwer.wer(join_digit_runs(reference),
-                                          join_digit_runs(hypothesis)))}
+                                          join_digit_runs(hypothesis))),
+            "wer_whisper": float(jiwer.wer(whisper_normalized(language, reference),
+                                           whisper_normalized(language, hypothesis))),
+            "hypothesis": hypothesis}
 
 
 def pick(language: str, count: int, offset: int = 0) -> list[Prompt]:
@@ -127,8 +145,9 @@ def commit_delays(item: TimedEvent) -> list[float]:
 def stream_run(
     whisper: WhisperTranscriber, stream: Stream, config: RecognizerConfig,
     vad: Literal["webrtc", "silero"],
-) -> dict[str, float]:
+) -> dict[str, Any]:
     recognizer = StreamingRecognizer(whisper, replace(config, vad=VadConfig(backend=vad)))
+    language = config.language or "en"
     began = time.process_time(), time.perf_counter()
     words: list[Word] = []
     delays: list[float] = []  # stream time from a word's end to its commit, no compute
@@ -150,7 +169,7 @@ def stream_run(
         detected[a // FRAME : b // FRAME + 1] = True
     near = np.convolve(stream.speech_mask, np.ones(2 * TOLERANCE_FRAMES + 1), "same") > 0
     return {
-        **wer(stream.reference, join(words)),
+        **wer(stream.reference, join(words), language),
         "rtf": wall / duration,
         "cpu_rtf": (time.process_time() - began[0]) / duration,
         "decodes_per_s": recognizer.decodes / duration,
@@ -160,13 +179,13 @@ def stream_run(
     }
 
 
-def offline_wer(whisper: WhisperTranscriber, items: list[Prompt],
-                language: str) -> dict[str, float]:
+def offline_wer(whisper: WhisperTranscriber, items: list[Prompt], language: str) -> dict[str, Any]:
     hypotheses = []
     for item in items:
         transcript = whisper.transcribe(load_audio(item.path), language=language)
         hypotheses.append(join(list(transcript.words)))
-    return wer(" ".join(i.text for i in items), " ".join(hypotheses))
+    return {**wer(" ".join(i.text for i in items), " ".join(hypotheses), language),
+            "hypotheses": hypotheses}
 
 
 def latency_run(
@@ -198,7 +217,7 @@ def latency_run(
 def noise_runs(
     whisper: WhisperTranscriber, items: list[Prompt], config: RecognizerConfig, snr: float,
     rng: np.random.Generator,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Streaming WER and VAD scores with white and babble noise, for both VADs."""
     base = build_stream(items)
     noises = {
@@ -268,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         clean = build_stream(items)
         row: dict[str, Any] = {"utterances": len(items), "audio_s": clean.audio.size / SAMPLE_RATE}
         offline = offline_wer(whisper, items, language)
-        row["offline_wer"], row["offline_wer_digits"] = offline["wer"], offline["wer_digits"]
+        row["references"] = [item.text for item in items]
+        row["offline"] = offline
         row["clean"] = stream_run(whisper, clean, config, "webrtc")
         if args.noise_utterances > 0:
             row.update(noise_runs(whisper, items[: args.noise_utterances], config, args.snr, rng))
@@ -295,16 +315,15 @@ def _relative(value: float, base: float) -> str:
 
 
 def print_table(rows: list[tuple[str, dict[str, Any]]], peak_mb: float, snr: float) -> None:
-    print("| lang | utts | audio s | offline WER | streaming WER | rel. | offline / streaming "
-          "WER, digits joined | rel. | RTF (CPU RTF) | decodes/s "
+    print("| lang | utts | audio s | offline / streaming WER | rel. | digits joined | rel. "
+          "| Whisper's normalizer | rel. | RTF (CPU RTF) | decodes/s "
           "| commit latency median / p90 s | first / last word's latency median s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for lang, r in rows:
-        c = r["clean"]
-        print(f"| {lang} | {r['utterances']} | {r['audio_s']:.0f} | {r['offline_wer']:.3f} "
-              f"| {c['wer']:.3f} | {_relative(c['wer'], r['offline_wer'])} "
-              f"| {r['offline_wer_digits']:.3f} / {c['wer_digits']:.3f} "
-              f"| {_relative(c['wer_digits'], r['offline_wer_digits'])} "
+        o, c = r["offline"], r["clean"]
+        scores = "".join(f"| {o[key]:.3f} / {c[key]:.3f} | {_relative(c[key], o[key])} "
+                         for key in ("wer", "wer_digits", "wer_whisper"))
+        print(f"| {lang} | {r['utterances']} | {r['audio_s']:.0f} {scores}"
               f"| {c['rtf']:.2f} ({c['cpu_rtf']:.2f}) | {c['decodes_per_s']:.2f} "
               f"| {r['commit_latency_median_s']:.2f} / {r['commit_latency_p90_s']:.2f} "
               f"| {r['first_word_latency_median_s']:.2f} / {r['last_word_latency_median_s']:.2f} |")
