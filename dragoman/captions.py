@@ -5,7 +5,8 @@ every update, and in a live stream most revisions come from interim decodes gues
 at the words still being spoken ("desac." before "désactiver"). Shown whole they
 flicker: on 100 Asterisk prompts per pair through the real pipeline, 0.56-0.68 words of
 translation and 0.68-0.75 words of source were erased for every final word
-(normalized erasure), against the 0.2 target. A `CaptionPreview` shows the revisable
+(normalized erasure), against the 0.2 target; more on a faster machine, whose more
+frequent interim decodes revise more often (0.79-0.92). A `CaptionPreview` shows the revisable
 words that the last update confirmed (unchanged, with everything before them, since the
 update before), then at most `PreviewConfig.new_words` words no update has confirmed
 yet, and never the last `hidden_tail` words until they are confirmed: the tail is where
@@ -13,7 +14,7 @@ revisions happen (the mask-k of re-translation systems, Arivazhagan et al. 2020,
 words not yet seen twice). Committed text is never held back, and what the pipeline
 translates and speaks is not affected: the preview only trims the events that leave.
 The measurements that chose the defaults are in docs/benchmarks.md ("End to end",
-session 13).
+sessions 13 and 15).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from dragoman.events import SourceText, TranslationText
 class PreviewConfig:
     """How much of the revisable text captions show.
 
-    new_words: revisable words shown before an update confirms them.
+    new_words: revisable words shown before an update confirms them (two kept erasure
+        under 0.2 on session 13's machine, not on session 15's twice as fast one: 0.23;
+        one does on both, 0.07-0.19).
     hidden_tail: the last revisable words, shown only once confirmed.
     """
 
-    new_words: int = 2
+    new_words: int = 1
     hidden_tail: int = 1
 
     def __post_init__(self) -> None:

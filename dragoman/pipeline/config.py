@@ -29,7 +29,7 @@ class PipelineConfig:
         target is the language just spoken re-voices the speaker's words; a listener who
         hears the speaker directly, as in a face-to-face conversation, does not need it).
     preview: which revisable words the source and translation captions show
-        (`dragoman.captions.PreviewConfig`: confirmed words and at most two new ones,
+        (`dragoman.captions.PreviewConfig`: confirmed words and at most one new one,
         never the last unconfirmed word); None sends every revision whole. Only the
         events that leave are trimmed: translation and speech see every word.
     session_id: feeds the watermark payload (service id + session hash).
