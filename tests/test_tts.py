@@ -216,6 +216,47 @@ def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) 
         SynthesisConfig("es", gather_while_s=-1.0)
 
 
+def test_a_listener_far_behind_hears_the_next_phrase_faster(router: Router) -> None:
+    """With more than `catch_up_after_s` still to hear, the next phrase is spoken faster
+    (and shorter); once the listener has caught up, at the set rate again; with the
+    catch-up off, never faster."""
+    clock = ManualClock()
+
+    def synthesizer(after: float | None) -> Synthesizer:
+        config = SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD,
+                                 catch_up_after_s=after)
+        synth = Synthesizer(config, KEY, router, clock=clock)
+        synth.start()
+        return synth
+
+    backlog = "Por favor, escuche con atención las siguientes opciones del menú principal."
+    phrase = "Marque el número uno para continuar."
+
+    def seconds(synth: Synthesizer) -> float:
+        return sum(c.pcm.size for c in synth.events()) / OUTPUT_RATE
+
+    idle = synthesizer(1.0)
+    idle.say(phrase)
+    at_pace = seconds(idle)
+    assert idle.phrase_rate == 1.0
+    synth = synthesizer(1.0)
+    synth.say(backlog)
+    assert seconds(synth) > 3.0  # the listener now has over 3 s to hear
+    synth.say(phrase)
+    assert synth.phrase_rate == pytest.approx(1.25)  # the most it may catch up
+    assert seconds(synth) < 0.9 * at_pace
+    clock.advance(60.0)  # all heard
+    synth.say(phrase)
+    assert synth.phrase_rate == 1.0 and seconds(synth) == pytest.approx(at_pace, rel=0.02)
+    off = synthesizer(None)
+    off.say(backlog)
+    off.say(phrase)
+    assert off.phrase_rate == 1.0
+    assert off.events() and off.buffered_s > 3.0
+    with pytest.raises(DragomanError, match="max_catch_up"):
+        SynthesisConfig("es", max_catch_up=3.0)
+
+
 def test_prosody_uses_buffered_source_audio(router: Router) -> None:
     source = load_audio(corpus.prompt("es", "agent-pass").path)
     synth = make(router, "es")

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         source_language=args.source, target_languages=targets, prosody=not args.no_prosody,
         voice=args.voice, tts_backend=args.tts, session_id=str(Path(args.file).resolve()),
+        # Faster than real time nobody listens live: the dub keeps the speaker's pace.
+        catch_up_after_s=PipelineConfig().catch_up_after_s if args.realtime else None,
     )
     tracks = {lang: DubTrack(lang) for lang in targets}
     display = None if args.json else LiveCaptions(targets, audio.size / SAMPLE_RATE)

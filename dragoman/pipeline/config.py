@@ -32,6 +32,10 @@ class PipelineConfig:
         (`dragoman.captions.PreviewConfig`: confirmed words and at most one new one,
         never the last unconfirmed word); None sends every revision whole. Only the
         events that leave are trimmed: translation and speech see every word.
+    catch_up_after_s: speech a live listener may still have to hear before the next
+        phrase is spoken faster, up to 1.25x (`SynthesisConfig.catch_up_after_s`);
+        None speaks every phrase at the speaker's pace (a dub track made faster than
+        real time, where nobody listens live).
     session_id: feeds the watermark payload (service id + session hash).
     service_id: 16-bit id of this deployment in the watermark payload.
     lag_report_ms: how often a `Lag` event reports each stage's backlog.
@@ -46,6 +50,7 @@ class PipelineConfig:
     speak: bool = True
     cut_inside_clauses: bool = False
     speak_source_language: bool = True
+    catch_up_after_s: float | None = 0.5
     session_id: str = ""
     service_id: int = 0x0D6A
     lag_report_ms: int = 1000

@@ -105,7 +105,10 @@ class TargetLane:
 
     @property
     def speech_rate(self) -> float:
-        return self._synth.rate if self._synth is not None else 1.0
+        """The rate set for the backlog, or the last phrase's if it caught up faster."""
+        if self._synth is None:
+            return 1.0
+        return max(self._synth.rate, self._synth.phrase_rate)
 
     def offer(self, state: SourceState) -> None:
         """Queue a source update (coalescing interim updates of one utterance)."""

@@ -110,6 +110,7 @@ class Pipeline:
                                         backend=self.config.tts_backend,
                                         prosody=self.config.prosody,
                                         cut_inside_clauses=self.config.cut_inside_clauses,
+                                        catch_up_after_s=self.config.catch_up_after_s,
                                         payload=self.config.watermark_payload)
         lane = TargetLane(code, self._resources, self._source_audio, self._emit, self._fail,
                           canvas=self.config.canvas, synthesis=synthesis,

@@ -92,6 +92,13 @@ class SynthesisConfig:
     (its first audio waits for all of it; its contour is imposed in one piece). On,
     a long clause is heard sooner; on short prompts end to end it gained no latency
     and cost a little intelligibility (docs/benchmarks.md, 2026-11-24).
+    catch_up_after_s: a live listener who still has more than this much speech to hear
+        when a phrase is rendered hears that phrase faster, by 1/`CATCH_UP_OVER_S` per
+        second of excess, up to `max_catch_up` times `rate`: with each phrase as long
+        as its source, the listener stays as far behind as the first audio came, and
+        falls further behind with every wait for a render. None keeps `rate` (a dub
+        track made faster than real time, where nobody listens live).
+    max_catch_up: the most the catch-up multiplies `rate` by.
     """
 
     language: str
@@ -108,9 +115,15 @@ class SynthesisConfig:
     source_seconds: float = 60.0
     first_segment_words: int = 3
     cut_inside_clauses: bool = False
+    catch_up_after_s: float | None = 0.5
+    max_catch_up: float = 1.25
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
+        if self.catch_up_after_s is not None and not 0.0 <= self.catch_up_after_s <= 60.0:
+            raise DragomanError("catch_up_after_s must be None or in [0, 60] seconds")
+        if not 1.0 <= self.max_catch_up <= 2.0:
+            raise DragomanError(f"max_catch_up must be in [1, 2], got {self.max_catch_up}")
         normalize_language(self.language)
         if not 10 <= self.chunk_ms <= 5_000:
             raise DragomanError(f"chunk_ms must be in [10, 5000], got {self.chunk_ms}")
@@ -124,6 +137,8 @@ class SynthesisConfig:
             raise DragomanError("first_segment_words must be 0 (off) or more")
 
 
+CATCH_UP_OVER_S = 2.0
+"""Speech over which the catch-up would make up a listener's excess backlog (s)."""
 _CLAUSE_PAUSE_S = 0.12
 """Silence kept at a seam between segments that ends at clause punctuation (s)."""
 _WORD_PAUSE_S = 0.04
@@ -235,6 +250,8 @@ class Synthesizer:
         self._source_start = 0
         self._finished = False
         self._rate = config.rate
+        self.phrase_rate = config.rate
+        """The rate the last phrase was spoken at (`rate`, or faster to catch up)."""
         self._fast_route: Route | None = None
         self.fast = False
         """Speak with the cheapest backend (espeak-ng) instead of the routed neural
@@ -349,11 +366,12 @@ class Synthesizer:
         assert self._output is not None
         span = source_span or Span(0, 0)
         profile = self._profile(span, prosody_from) if self.config.prosody else None
-        if profile is not None and self._rate != 1.0:
+        rate = self.phrase_rate = self._catch_up_rate()
+        if profile is not None and rate != 1.0:
             # The rate is relative to the speaker: prosody transfer re-times the output
             # to the source's duration, which otherwise took back half of a faster
             # rate (es, rate 1.25: 0.84 of the source's duration instead of 0.80).
-            profile = replace(profile, duration_s=profile.duration_s / self._rate)
+            profile = replace(profile, duration_s=profile.duration_s / rate)
         route = self._choose_route(profile)
         if self.fast and route.neural:
             route = self._cheap_route(profile) or route
@@ -363,15 +381,25 @@ class Synthesizer:
         segments = split_phrase(cleaned, first_words=self.config.first_segment_words,
                                 inside_clauses=inside)
         for index, segment in enumerate(segments):
-            audio = self._render(backend, route, segment, profile,
+            audio = self._render(backend, route, segment, profile, rate,
                                  first=index == 0, last=index == len(segments) - 1)
             self._emit(self._output.write(audio, span))
         # The embedder's delay (one frame) of silence pushes the phrase's end out.
         gap = np.zeros(self._output.delay, dtype=np.float32)
         self._emit(self._output.write(gap, span, phrase_end=True))
 
+    def _catch_up_rate(self) -> float:
+        """The rate of the phrase about to be rendered (`SynthesisConfig.catch_up_after_s`)."""
+        cfg = self.config
+        if cfg.catch_up_after_s is None:
+            return self._rate
+        excess = max(0.0, self.buffered_s - cfg.catch_up_after_s)
+        catch_up = min(cfg.max_catch_up, 1.0 + excess / CATCH_UP_OVER_S)
+        return min(2.0, max(self._rate, cfg.rate * catch_up))
+
     def _render(self, backend: SynthesisBackend, route: Route, segment: Segment,
-                profile: ProsodyProfile | None, *, first: bool, last: bool) -> FloatAudio:
+                profile: ProsodyProfile | None, rate: float, *, first: bool,
+                last: bool) -> FloatAudio:
         """One segment, unmarked: synthesized, prosody imposed, seams tightened.
 
         With prosody, the segment takes exactly its share of the source speech
@@ -379,7 +407,7 @@ class Synthesizer:
         included), so the segments laid end to end follow the source contour on
         the same time axis as a phrase rendered whole would.
         """
-        pieces = list(backend.render_unmarked(segment.text, route.voice, rate=self._rate))
+        pieces = list(backend.render_unmarked(segment.text, route.voice, rate=rate))
         audio = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         if first and last:
             return audio if profile is None else self._shape(audio, profile, segment.text)
