@@ -84,7 +84,7 @@ def whisper_normalized(language: str, text: str) -> str:
     return join_digit_runs(str(BasicTextNormalizer(remove_diacritics=True)(text)))
 
 
-def wer(reference: str, hypothesis: str, language: str) -> dict[str, float]:
+def wer(reference: str, hypothesis: str, language: str) -> dict[str, Any]:
     """WER on normalized text, with digit runs joined (`join_digit_runs`), and through
     Whisper's normalizer (`whisper_normalized`)."""
     return {"wer": float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis))),
