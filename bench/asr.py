@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import resource
 import statistics
@@ -76,12 +77,22 @@ class Stream:
 
 def whisper_normalized(language: str, text: str) -> str:
     """`text` through Whisper's own normalizer (the Open ASR Leaderboard's): for English
-    it also spells numbers one way ("press 1" / "press one", "dial 1 2 3 4" / "dial
-    1234"); other languages get its basic normalizer, accents removed (the Spanish
+    it also spells numbers one way ("press 1" / "press one", "dial one two three four" /
+    "dial 1234"); other languages get its basic normalizer, accents removed (the Spanish
     references have none), with digit runs joined as `join_digit_runs` does."""
     if language == "en":
-        return str(EnglishTextNormalizer()(text))
-    return join_digit_runs(str(BasicTextNormalizer(remove_diacritics=True)(text)))
+        return str(_english_normalizer()(text))
+    return join_digit_runs(str(_basic_normalizer()(text)))
+
+
+@functools.cache
+def _english_normalizer() -> EnglishTextNormalizer:
+    return EnglishTextNormalizer()  # reads its spelling table from disk: once
+
+
+@functools.cache
+def _basic_normalizer() -> BasicTextNormalizer:
+    return BasicTextNormalizer(remove_diacritics=True)
 
 
 def wer(reference: str, hypothesis: str, language: str) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from dragoman.events import (
     TranslationText,
 )
 from dragoman.languages import normalize_language
-from dragoman.tts.base import OUTPUT_RATE, SynthesisBackend, check_rate, check_text
+from dragoman.tts.base import MAX_RATE, OUTPUT_RATE, SynthesisBackend, check_rate, check_text
 from dragoman.tts.prosody import (
     ProsodyConfig,
     ProsodyProfile,
@@ -122,8 +122,8 @@ class SynthesisConfig:
         check_rate(self.rate)
         if self.catch_up_after_s is not None and not 0.0 <= self.catch_up_after_s <= 60.0:
             raise DragomanError("catch_up_after_s must be None or in [0, 60] seconds")
-        if not 1.0 <= self.max_catch_up <= 2.0:
-            raise DragomanError(f"max_catch_up must be in [1, 2], got {self.max_catch_up}")
+        if not 1.0 <= self.max_catch_up <= MAX_RATE:
+            raise DragomanError(f"max_catch_up must be in [1, {MAX_RATE}], got {self.max_catch_up}")
         normalize_language(self.language)
         if not 10 <= self.chunk_ms <= 5_000:
             raise DragomanError(f"chunk_ms must be in [10, 5000], got {self.chunk_ms}")
@@ -395,7 +395,7 @@ class Synthesizer:
             return self._rate
         excess = max(0.0, self.buffered_s - cfg.catch_up_after_s)
         catch_up = min(cfg.max_catch_up, 1.0 + excess / CATCH_UP_OVER_S)
-        return min(2.0, max(self._rate, cfg.rate * catch_up))
+        return min(MAX_RATE, max(self._rate, cfg.rate * catch_up))
 
     def _render(self, backend: SynthesisBackend, route: Route, segment: Segment,
                 profile: ProsodyProfile | None, rate: float, *, first: bool,
