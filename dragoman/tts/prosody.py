@@ -7,13 +7,19 @@ extent (0 = first speech, 1 = last), the speech duration and the loudness envelo
 (praat-parselmouth): a new pitch tier (the speaker's contour at the speaker's register,
 or the voice's when `keep_register` is off), a duration tier that matches the source
 pace within `[1/max_speedup, max_slowdown]`, and a gain curve following the source
-envelope. PSOLA only rewrites voiced periods, so unvoiced sounds pass unchanged.
+envelope. PSOLA only rewrites voiced periods, so unvoiced sounds keep their pitch;
+they keep their length too where the voiced stretches can take the whole change
+(`_duration_points`), because stretched noise buzzes. The pitch points are laid on
+the output's own time axis under that uneven re-timing. A phrase renders the same
+way every time (Praat's PSOLA draws random numbers; they are seeded from the input).
 `compare_prosody` scores the result the way the benchmark and tests do.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +38,17 @@ _FLOOR_HZ = 70.0
 _CEILING_HZ = 500.0
 _SILENCE_DB = 35.0
 """Frames this far below the loudest frame are silence when finding the speech extent."""
+_MAX_PERIOD = 0.02
+"""Praat's longest glottal period (s): pulses further apart end a voiced stretch."""
+_VOICED_RATIO = (0.5, 2.0)
+"""Bounds on the duration change of one kind of stretch (voiced or voiceless)."""
+_DURATION_EDGE_S = 0.005
+"""Half the ramp between a voiced and a voiceless duration ratio (s)."""
+_WARP_STEP = 0.001
+"""Integration step of the output time axis under a DurationTier (s)."""
+_PRAAT_RANDOM = threading.Lock()
+"""Praat's random generator is one per process: seeding it and drawing from it is
+one step, whichever thread synthesizes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,18 +225,29 @@ def transfer_prosody(
     target_median = profile.median_hz if cfg.keep_register else float(np.median(own_hz))
     manipulation = praat.call(sound, "To Manipulation", _STEP, _FLOOR_HZ, _CEILING_HZ)
     total = samples.size / sample_rate
-    tier = praat.call("Create PitchTier", "target", 0.0, total)
+    ratio = profile.duration_s / span
+    ratio = min(cfg.max_slowdown, max(1.0 / cfg.max_speedup, ratio))
+    voiced = _voiced_intervals(praat.call(manipulation, "Extract pulses"))
+    pace = _duration_points(voiced, start, end, ratio)
+    durations = praat.call("Create DurationTier", "pace", 0.0, total)
+    for t, value in pace:
+        praat.call(durations, "Add point", t, value)
+    praat.call([durations, manipulation], "Replace duration tier")
+    # The pitch point at input time t takes the source contour where t's output time
+    # falls, relative to the output's speech (the re-timing is uneven).
     grid = np.arange(start, end, _STEP)
-    contour = _contour_at(profile, (grid - start) / span)
+    out_time = _warp(pace, grid, start)
+    contour = _contour_at(profile, out_time / _warp(pace, np.array([end]), start)[0])
+    tier = praat.call("Create PitchTier", "target", 0.0, total)
     for t, st in zip(grid, contour, strict=True):
         praat.call(tier, "Add point", float(t), float(target_median * 2.0 ** (st / 12.0)))
     praat.call([tier, manipulation], "Replace pitch tier")
-    ratio = profile.duration_s / span
-    ratio = min(cfg.max_slowdown, max(1.0 / cfg.max_speedup, ratio))
-    durations = praat.call("Create DurationTier", "pace", 0.0, total)
-    praat.call(durations, "Add point", 0.0, float(ratio))
-    praat.call([durations, manipulation], "Replace duration tier")
-    result = praat.call(manipulation, "Get resynthesis (overlap-add)")
+    with _PRAAT_RANDOM:
+        # PSOLA copies voiceless stretches in bells of random width (Praat's global
+        # generator): seeded from the input, the same phrase renders the same way.
+        seed = zlib.crc32(samples.tobytes()) & 0x7FFFFFFF
+        praat.run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
+        result = praat.call(manipulation, "Get resynthesis (overlap-add)")
     out = np.asarray(result.values, dtype=np.float64).reshape(-1)
     out = _impose_loudness(out, sample_rate, profile, cfg.loudness_db)
     peak = float(np.max(np.abs(out))) if out.size else 0.0
@@ -227,6 +255,70 @@ def transfer_prosody(
     if peak > limit:
         out *= limit / peak
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _voiced_intervals(pulses: Any) -> list[tuple[float, float]]:
+    """The voiced stretches of a Praat PointProcess of glottal pulses, as PSOLA sees
+    them: runs of pulses closer than `_MAX_PERIOD`, each widened by half a period."""
+    from parselmouth import praat
+
+    times = np.asarray(praat.call(pulses, "To Matrix").values, dtype=np.float64).ravel()
+    if times.size < 2:
+        return []
+    cuts = np.flatnonzero(np.diff(times) > _MAX_PERIOD) + 1
+    intervals: list[tuple[float, float]] = []
+    for run in np.split(times, cuts):
+        if run.size < 2:
+            continue
+        half = 0.5 * float(np.median(np.diff(run)))
+        first, last = float(run[0]) - half, float(run[-1]) + half
+        if intervals and first - intervals[-1][1] < 2 * _DURATION_EDGE_S:
+            first = intervals.pop()[0]  # too close to ramp between: one stretch
+        intervals.append((first, last))
+    return intervals
+
+
+def _duration_points(voiced: list[tuple[float, float]], start: float, end: float,
+                     ratio: float) -> list[tuple[float, float]]:
+    """DurationTier points that make the speech between `start` and `end` `ratio`
+    times as long, by re-timing the voiced stretches only where possible.
+
+    PSOLA re-times a voiceless stretch by overlapping copies of it, offset by a
+    fraction of their width: a comb filter that turns a fricative or a breath into a
+    buzz (pitch trackers read it as a voice at 300-500 Hz, and the listener hears
+    it). Slowing speech down lengthens vowels anyway, so voiceless stretches keep
+    their own length unless the voiced ones alone cannot absorb the change
+    (`_VOICED_RATIO` bounds them).
+    """
+    inside = [(max(a, start), min(b, end)) for a, b in voiced if b > start and a < end]
+    voiced_s = sum(b - a for a, b in inside)
+    voiceless_s = (end - start) - voiced_s
+    if voiced_s < 0.2 * (end - start) or not inside:
+        return [(0.0, ratio)]
+    wanted = ratio * (end - start)
+    low, high = _VOICED_RATIO
+    in_voice = min(high, max(low, (wanted - voiceless_s) / voiced_s))
+    in_noise = (wanted - in_voice * voiced_s) / voiceless_s if voiceless_s > 0 else 1.0
+    in_noise = min(high, max(low, in_noise))
+    if abs(in_voice - in_noise) < 1e-3:
+        return [(0.0, ratio)]
+    points: list[tuple[float, float]] = []
+    edge = _DURATION_EDGE_S
+    for a, b in inside:
+        points += [(a - edge, in_noise), (a + edge, in_voice),
+                   (b - edge, in_voice), (b + edge, in_noise)]
+    return points
+
+
+def _warp(pace: list[tuple[float, float]], times: FloatArray, start: float) -> FloatArray:
+    """Output time elapsed since input time `start` at each of `times` (>= `start`),
+    under the DurationTier `pace` (linear between points, constant outside them)."""
+    fine = np.arange(start, float(times.max()) + 2 * _WARP_STEP, _WARP_STEP)
+    at, value = zip(*pace, strict=True)
+    rates = np.interp(fine, np.asarray(at), np.asarray(value))
+    elapsed = np.concatenate([[0.0], np.cumsum(0.5 * (rates[1:] + rates[:-1]) * _WARP_STEP)])
+    warped: FloatArray = np.interp(times, fine, elapsed)
+    return warped
 
 
 def _impose_loudness(
