@@ -117,7 +117,7 @@ class LocalAgreement:
             raise ValueError("history must be at least 1")
         self._committed: list[Word] = []
         self._previous: list[Word] = []
-        self._history: deque[tuple[Word, ...]] = deque(maxlen=history)
+        self._history: deque[tuple[tuple[Word, ...], int | None]] = deque(maxlen=history)
 
     @property
     def committed(self) -> tuple[Word, ...]:
@@ -131,7 +131,7 @@ class LocalAgreement:
     def tentative(self) -> tuple[Word, ...]:
         return tuple(self._previous)
 
-    def new_part(self, hypothesis: Sequence[Word]) -> list[Word]:
+    def new_part(self, hypothesis: Sequence[Word], buffer_start: int | None = None) -> list[Word]:
         """The words of a hypothesis that come after what is already committed.
 
         A re-decode restates committed words before the new ones. They are found by
@@ -143,18 +143,28 @@ class LocalAgreement:
         administrator users"), the one ending nearest to it. Only when no such run
         exists (the decoder rephrased, or the buffer was cut at the committed end) do
         the word times decide.
+
+        Interim decodes interpolate word times, up to a second late (then a restated
+        run looks like the speaker saying it again): with `buffer_start` (where the
+        decoded audio begins) a run also counts as the restatement when the committed
+        words from that point on end where it ends, by count.
         """
         if not self._committed:
             return list(hypothesis)
         norm = [normalize_word(w.text) for w in hypothesis]
         end = self.committed_end
+        restated = -1 if buffer_start is None else sum(
+            1 for w in self._committed if w.end > buffer_start + OVERLAP_TOLERANCE)
         for size in (3, 2, 1):
             tail = [normalize_word(w.text) for w in self._committed[-size:]]
             if len(tail) < size or (size == 1 and len(tail[0]) < MIN_ANCHOR_LETTERS):
                 continue
             runs = [
                 i for i in range(len(norm) - size + 1)
-                if norm[i : i + size] == tail and hypothesis[i].start < end
+                if norm[i : i + size] == tail and (
+                    hypothesis[i].start < end
+                    or (restated >= size
+                        and abs(i + size - restated) <= max(2, restated // 4)))
             ]
             if runs:
                 best = min(runs, key=lambda i: abs(hypothesis[i + size - 1].end - end))
@@ -168,28 +178,32 @@ class LocalAgreement:
                 return fresh[n:]
         return fresh
 
-    def insert(self, hypothesis: Sequence[Word], *, hold_after: int | None = None) -> list[Word]:
-        """Add a new hypothesis; return the words it commits (possibly none).
+    def insert(self, hypothesis: Sequence[Word], *, hold_after: int | None = None,
+               buffer_start: int | None = None) -> list[Word]:
+        """Add a new hypothesis (of the audio from `buffer_start`, when known); return
+        the words it commits (possibly none).
 
         With `hold_after`, agreed words that end later than that sample stay tentative:
         Whisper's guess at a word with little audio after it is the least reliable,
         and two decodes a moment apart can make the same wrong guess.
         """
-        fresh = self.new_part(hypothesis)
+        fresh = self.new_part(hypothesis, buffer_start)
         count = agreed_words(fresh, self._previous)
-        for older in islice(self._history, 1, None):  # the newest one is `_previous`
-            count = max(count, agreed_words(fresh, self.new_part(older)))
+        for older, start in islice(self._history, 1, None):  # the newest is `_previous`
+            count = max(count, agreed_words(fresh, self.new_part(older, start)))
         if hold_after is not None:
             while count and fresh[count - 1].end > hold_after:
                 count -= 1
         agreed = self._commit(fresh[:count])
         self._previous = fresh[len(agreed) :]
-        self._history.appendleft(tuple(hypothesis))
+        self._history.appendleft((tuple(hypothesis), buffer_start))
         return agreed
 
-    def flush(self, hypothesis: Sequence[Word] | None = None) -> list[Word]:
+    def flush(self, hypothesis: Sequence[Word] | None = None,
+              buffer_start: int | None = None) -> list[Word]:
         """Commit everything: the final hypothesis if given, else the last tentative one."""
-        rest = self.new_part(hypothesis) if hypothesis is not None else self._previous
+        rest = (self.new_part(hypothesis, buffer_start) if hypothesis is not None
+                else self._previous)
         self._previous = []
         self._history.clear()
         return self._commit(rest)

@@ -358,7 +358,8 @@ class StreamingRecognizer:
             logger.debug("ignoring a hypothesis that skips speech: %s", transcript.words)
         else:
             hold_after = end - _ms(self.config.commit_context_ms)
-            committed = segment.agreement.insert(transcript.words, hold_after=hold_after)
+            committed = segment.agreement.insert(transcript.words, hold_after=hold_after,
+                                                 buffer_start=segment.buffer_start)
         if self.position - segment.buffer_start > _ms(self.config.max_buffer_ms):
             logger.warning("no agreement in %d ms: force-committing", self.config.max_buffer_ms)
             committed += segment.agreement.flush()
@@ -395,7 +396,7 @@ class StreamingRecognizer:
         if self._silent(transcript) and not segment.agreement.committed:
             committed = []
         else:
-            committed = segment.agreement.flush(words)
+            committed = segment.agreement.flush(words, segment.buffer_start)
         self._emit(segment, committed, final=True)
 
     def _silent(self, transcript: Transcript) -> bool:
