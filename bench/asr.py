@@ -306,11 +306,13 @@ def main(argv: list[str] | None = None) -> int:
         # The paced prompts depend on --realtime-utterances alone, so runs with different
         # --utterances measure commit latency on the same prompts.
         paced = pick(language, args.realtime_utterances)
-        latencies, first_words, last_words = latency_run(whisper, build_stream(paced), config)
-        row["commit_latency_median_s"] = statistics.median(latencies)
-        row["commit_latency_p90_s"] = float(np.percentile(latencies, 90))
-        row["first_word_latency_median_s"] = statistics.median(first_words)
-        row["last_word_latency_median_s"] = statistics.median(last_words)
+        latencies, first_words, last_words = (
+            latency_run(whisper, build_stream(paced), config) if paced else ([], [], []))
+        row["commit_latency_median_s"] = _median(latencies)
+        row["commit_latency_p90_s"] = (float(np.percentile(latencies, 90)) if latencies
+                                       else float("nan"))
+        row["first_word_latency_median_s"] = _median(first_words)
+        row["last_word_latency_median_s"] = _median(last_words)
         results["languages"][language] = row
         rows.append((language, row))
         print(f"{language}: done", file=sys.stderr)
@@ -319,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def _median(values: list[float]) -> float:
+    """The median, NaN without values (no paced run: `--realtime-utterances 0`)."""
+    return statistics.median(values) if values else float("nan")
 
 
 def _relative(value: float, base: float) -> str:
