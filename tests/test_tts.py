@@ -182,6 +182,20 @@ def test_committed_text_is_spoken_at_phrase_boundaries(router: Router) -> None:
     assert rest[0].pts == first[-1].pts + first[-1].pcm.size
 
 
+def test_punctuation_committed_after_its_phrase_is_not_an_error(router: Router) -> None:
+    # End to end, fr -> es: Apertium's "¿... ?" came in two commits, the words (spoken at
+    # once) and then the "?" alone, which failed as a phrase with nothing to speak and
+    # reached clients as an Error event, several times per 100 prompts.
+    synth = make(router, "es", backend="espeak-ng")
+    synth.push_text(TranslationText(0, "es", "¿Dónde está la sala", "", Span(0, 16_000)))
+    spoken = synth.events()
+    assert spoken
+    synth.push_text(TranslationText(0, "es", "?", "", Span(16_000, 17_000), final=True))
+    assert synth.events() == []
+    with pytest.raises(SynthesisInputError):
+        synth.say("?")  # asked for directly, it is still refused
+
+
 def test_an_idle_listener_hears_short_phrases_a_busy_one_longer(router: Router) -> None:
     clock = ManualClock()
     config = SynthesisConfig("es", backend="espeak-ng", payload=PAYLOAD)

@@ -225,7 +225,10 @@ class TargetLane:
         if audio.size:
             await self._stream.push_source(audio, audio_start)
             self._source_fed = audio_start + audio.size
-        self._unheard.append(Span(start, end))
+        if any(ch.isalnum() for ch in update.committed_delta):
+            # Only words are heard: a span with none (an utterance's end, a "?" after
+            # its question) gets no chunk and would count the next pause as backlog.
+            self._unheard.append(Span(start, end))
         self._adapt_rate()
         # The synthesizer takes this phrase's own source span (for its prosody).
         await self._stream.push_text(replace(update, source_span=Span(start, end)))

@@ -307,7 +307,7 @@ def _duration_points(voiced: list[tuple[float, float]], start: float, end: float
     for a, b in inside:
         points += [(a - edge, in_noise), (a + edge, in_voice),
                    (b - edge, in_voice), (b + edge, in_noise)]
-    return points
+    return sorted(points)  # a stretch shorter than two ramps puts its points out of order
 
 
 def _warp(pace: list[tuple[float, float]], times: FloatArray, start: float) -> FloatArray:

@@ -326,11 +326,16 @@ class Synthesizer:
             self.flush()
 
     def flush(self) -> None:
-        """Speak the committed text that is waiting, if any."""
+        """Speak the committed text that is waiting, if any. Punctuation alone (the "?"
+        of a Spanish question committed after its words were spoken) has nothing to
+        say and is dropped; `say()` itself rejects it."""
         if not self._words:
             return
         text, span = " ".join(self._words), self._span or Span(0, 0)
         self._words, self._span = [], None
+        if not any(ch.isalnum() for ch in text):
+            logger.debug("nothing to speak in %r", text)
+            return
         self.say(text, source_span=span)
 
     def set_sink(self, sink: Callable[[list[AudioChunk]], None] | None) -> None:
