@@ -1,4 +1,5 @@
-"""LocalAgreement-2, the hypothesis guards and the WER text form (pure logic)."""
+"""LocalAgreement-2, the hypothesis guards, where a long buffer may be cut and the WER
+text form (pure logic)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dragoman.asr.agreement import (
     guard_speaking_rate,
     guard_trailing,
 )
+from dragoman.asr.recognizer import _continues, _ends_sentence
 from dragoman.events import SAMPLE_RATE, Word
 from dragoman.textnorm import join_digit_runs
 
@@ -98,9 +100,9 @@ def test_words_said_again_later_are_new_words() -> None:
 def test_committed_words_restated_with_late_times_are_not_new() -> None:
     # Interim decodes interpolate word times: on real prompts (Whisper base, es) up to
     # 1.2 s late, 0.46 s at the 90th percentile. Words of Asterisk's es vm-msginstruct,
-    # the buffer cut at "5.", an interim decode whose times run a second late: its
-    # restatement of the committed "... recuperar el mensaje" looks like the speaker
-    # saying it again, and time alone would commit part of it twice.
+    # the buffer cut at "5.", an interim decode whose times run a second late and that
+    # rehears "el" as "del": its restatement of the committed "... recuperar el mensaje"
+    # looks like the speaker saying it again.
     agreement = LocalAgreement()
     said = words("marque 5. para escuchar el mensaje anterior marque 4 para borrar o "
                  "recuperar el mensaje")
@@ -108,16 +110,31 @@ def test_committed_words_restated_with_late_times_are_not_new() -> None:
     agreement.insert(said)
     assert texts(agreement.committed)[-1] == "mensaje"
     cut = said[1].end  # the buffer now starts after "5."
-    late = words("para escuchar el mensaje anterior marque 4 para borrar o recuperar el "
+    late = words("para escuchar el mensaje anterior marque 4 para borrar o recuperar del "
                  "mensaje marque 0 para salir", start=cut / S + 1.0)
     assert late[-5].start > agreement.committed_end  # the restated run looks later
-    # By time alone, the restated end of the committed words comes back as new.
+    # By time alone, part of the restatement comes back as new words.
     assert texts(agreement.new_part(late)) == (
-        "anterior marque 4 para borrar o recuperar el mensaje marque 0 para salir".split())
+        "recuperar del mensaje marque 0 para salir".split())
+    # Counted from the buffer's start, the committed words end at the late "mensaje".
     assert texts(agreement.new_part(late, buffer_start=cut)) == ["marque", "0", "para",
                                                                   "salir"]
     agreement.insert(late, buffer_start=cut)
     assert texts(agreement.insert(late, buffer_start=cut)) == ["marque", "0", "para", "salir"]
+
+
+def test_the_last_committed_word_said_earlier_is_not_where_new_words_start() -> None:
+    # The 100-prompt bench, es vm-msginstruct: "marque" was committed, then decodes
+    # heard it as "Mark" / "marca"; the only "marque" left in them was the one said
+    # 4.7 s earlier ("anterior, marque número 4"), which was taken for the committed one:
+    # "número 4 para borrar o recuperar el mensaje" was committed a second time.
+    agreement = LocalAgreement()
+    said = words("anterior marque 4 para borrar o recuperar el mensaje marque")
+    agreement.insert(said)
+    agreement.insert(said)
+    assert texts(agreement.committed)[-1] == "marque"
+    reheard = words("anterior marque 4 para borrar o recuperar el mensaje marca 0 para salir")
+    assert texts(agreement.new_part(reheard)) == ["0", "para", "salir"]
 
 
 def test_new_words_are_found_after_a_reheard_committed_word() -> None:
@@ -183,3 +200,13 @@ def test_a_decoder_that_alternates_commits_on_a_repeated_reading() -> None:
     assert committed["classic"] == ["le"]  # stalls at the word it keeps re-reading
     # The third agrees with the first; then "faux", heard twice after "est", commits.
     assert committed["windowed"] == ["le", "code", "est", "faux"]
+
+
+def test_a_full_stop_before_a_lowercase_word_or_a_digit_is_no_sentence_end() -> None:
+    # Whisper base writes the Spanish "marque número 6" as "Mark No. 6": the buffer was
+    # cut after "No.", and the decodes of the cut buffer lost words ("4. Para Bura",
+    # "el mensaje martes"). A cut needs a full stop and then a new sentence.
+    assert _ends_sentence("No.") and _continues("6") and _continues("para")
+    assert _ends_sentence("5.") and not _continues("Para") and not _continues("¿Desea")
+    assert not _continues("这") and not _continues("«Bonjour")  # no case: a new sentence
+    assert not _ends_sentence("...") and not _ends_sentence("5.00")

@@ -22,6 +22,11 @@ OVERLAP_TOLERANCE = SAMPLE_RATE // 10
 MIN_ANCHOR_LETTERS = 4
 """A single committed word marks where the new words start only if it is this long."""
 
+MAX_ANCHOR_GAP = 3 * SAMPLE_RATE // 2
+"""A run of the last committed words found in a hypothesis is their restatement only if
+it ends at most this long before the committed end (interpolated times run up to 0.8 s
+early)."""
+
 
 def guard_repetitions(words: Sequence[Word], *, max_repeats: int = 2) -> list[Word]:
     """Cut a hypothesis where an n-gram (n <= 4) repeats more than `max_repeats` times.
@@ -137,17 +142,18 @@ class LocalAgreement:
         A re-decode restates committed words before the new ones. They are found by
         text first: the last committed words (3, else 2, else the last one if it is a
         long word: the decoder may hear an earlier word differently, "contraiseñas"
-        then "con tres señas") as a run in the hypothesis that
-        starts before the committed end (a later run is the speaker saying the same
-        words again: "2 to kick all non administrator users, 3 to mute all non
-        administrator users"), the one ending nearest to it. Only when no such run
-        exists (the decoder rephrased, or the buffer was cut at the committed end) do
-        the word times decide.
-
-        Interim decodes interpolate word times, up to a second late (then a restated
-        run looks like the speaker saying it again): with `buffer_start` (where the
-        decoded audio begins) a run also counts as the restatement when the committed
-        words from that point on end where it ends, by count.
+        then "con tres señas") as a run in the hypothesis where the committed words end.
+        By time, the run starts before the committed end (a later run is the speaker
+        saying the same words again: "2 to kick all non administrator users, 3 to mute
+        all non administrator users") and ends at most `MAX_ANCHOR_GAP` before it (an
+        earlier run is the same word said before: with the last committed "marque"
+        reheard as "marca", the "marque" of the sentence before matched, and the words
+        in between were committed twice). By count, with `buffer_start` (where the
+        decoded audio begins), the committed words from that point on end where the run
+        ends: interim decodes interpolate word times, up to a second off. Of the runs
+        that fit, the one ending nearest the committed end wins. Only when none fits
+        (the decoder rephrased, or the buffer was cut at the committed end) do the word
+        times alone decide.
         """
         if not self._committed:
             return list(hypothesis)
@@ -155,17 +161,18 @@ class LocalAgreement:
         end = self.committed_end
         restated = -1 if buffer_start is None else sum(
             1 for w in self._committed if w.end > buffer_start + OVERLAP_TOLERANCE)
+
+        def fits(i: int, size: int) -> bool:
+            by_time = hypothesis[i].start < end < hypothesis[i + size - 1].end + MAX_ANCHOR_GAP
+            by_count = restated >= size and abs(i + size - restated) <= max(2, restated // 4)
+            return by_time or by_count
+
         for size in (3, 2, 1):
             tail = [normalize_word(w.text) for w in self._committed[-size:]]
             if len(tail) < size or (size == 1 and len(tail[0]) < MIN_ANCHOR_LETTERS):
                 continue
-            runs = [
-                i for i in range(len(norm) - size + 1)
-                if norm[i : i + size] == tail and (
-                    hypothesis[i].start < end
-                    or (restated >= size
-                        and abs(i + size - restated) <= max(2, restated // 4)))
-            ]
+            runs = [i for i in range(len(norm) - size + 1)
+                    if norm[i : i + size] == tail and fits(i, size)]
             if runs:
                 best = min(runs, key=lambda i: abs(hypothesis[i + size - 1].end - end))
                 return list(hypothesis[best + size :])

@@ -179,6 +179,14 @@ def _ends_sentence(text: str) -> bool:
     return stripped.endswith(_SENTENCE_END) and not stripped.endswith("...")
 
 
+def _continues(text: str) -> bool:
+    """Whether a word carries on the sentence before it: a lowercase or a digit after a
+    full stop is an abbreviation's ("Mark No. 6", "Sr. García" is not caught), not a new
+    sentence. Scripts without case never continue."""
+    first = text.strip().lstrip("\"'(¿¡«“‘")[:1]
+    return first.islower() or first.isdigit()
+
+
 class StreamingRecognizer:
     """VAD + Whisper + LocalAgreement over one audio stream."""
 
@@ -427,8 +435,10 @@ class StreamingRecognizer:
         if length <= _ms(self.config.trim_after_ms):
             return
         committed = segment.agreement.committed
-        sentence_ends = [w.end for w in committed
-                         if w.end > segment.buffer_start and _ends_sentence(w.text)]
+        following = [*committed[1:], *segment.agreement.tentative[:1]]
+        sentence_ends = [w.end for w, after in zip(committed, [*following, None], strict=False)
+                         if w.end > segment.buffer_start and _ends_sentence(w.text)
+                         and not (after is not None and _continues(after.text))]
         if sentence_ends:
             segment.buffer_start = sentence_ends[-1]
         elif length > 2 * _ms(self.config.trim_after_ms):
