@@ -108,10 +108,10 @@ def short_voiced_islands(audio: np.ndarray) -> list[float]:
 @pytest.mark.parametrize("prompt_id", ["confbridge-remove-last-in", "confbridge-mute-out"])
 def test_slowed_down_speech_does_not_buzz(router: Router, prompt_id: str) -> None:
     """Kokoro speaks these faster than she does, so the phrase is slowed down (by
-    1.2-1.3x). Stretching its fricatives and breaths by overlap-add used to turn them
-    into a buzz (5-7 islands of 'voice' at 300-500 Hz in the first, one in three of
-    four renders of the second, whose contour correlation fell to 0.62-0.70); only
-    voiced stretches are re-timed now."""
+    1.29x and 1.18x). Stretching its fricatives and breaths by overlap-add used to turn
+    them into a buzz (5-7 islands of 'voice' at 300-500 Hz in every render of the
+    first; one in 3 of 4 renders of the second, whose contour correlation then
+    fell to 0.62-0.70); only voiced stretches are re-timed now."""
     prompt = corpus.prompt("es", prompt_id)
     source = load_audio(prompt.path, SAMPLE_RATE)
     reference = extract_prosody(source, SAMPLE_RATE)
