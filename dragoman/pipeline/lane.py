@@ -23,7 +23,7 @@ from dragoman.events import SAMPLE_RATE, Error, Event, Span, TranslationText
 from dragoman.pipeline.resources import Resources
 from dragoman.pipeline.source_audio import SourceAudio
 from dragoman.translate import CanvasConfig, CanvasEngine
-from dragoman.tts import SynthesisConfig, SynthesisStream, Synthesizer
+from dragoman.tts import SynthesisConfig, SynthesisStream, Synthesizer, speakable
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class TargetLane:
         if audio.size:
             await self._stream.push_source(audio, audio_start)
             self._source_fed = audio_start + audio.size
-        if any(ch.isalnum() for ch in update.committed_delta):
+        if speakable(update.committed_delta):
             # Only words are heard: a span with none (an utterance's end, a "?" after
             # its question) gets no chunk and would count the next pause as backlog.
             self._unheard.append(Span(start, end))

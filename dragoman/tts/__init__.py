@@ -18,6 +18,7 @@ from dragoman.tts.base import (
     SynthesisBackend,
     SynthesisInputError,
     Voice,
+    speakable,
 )
 from dragoman.tts.capabilities import LanguageSupport, language_support
 from dragoman.tts.prosody import (
@@ -52,4 +53,5 @@ __all__ = [
     "default_backends",
     "extract_prosody",
     "language_support",
+    "speakable",
 ]

@@ -82,6 +82,11 @@ class SynthesisBackend(Protocol):
         """
 
 
+def speakable(text: str) -> bool:
+    """Whether `text` holds a letter or a digit: punctuation alone has nothing to say."""
+    return any(ch.isalnum() for ch in text)
+
+
 def check_text(text: str) -> str:
     """The stripped text, or `SynthesisInputError` if there is nothing speakable."""
     if not isinstance(text, str):
@@ -89,7 +94,7 @@ def check_text(text: str) -> str:
     cleaned = " ".join(text.split())
     if not cleaned:
         raise SynthesisInputError("text to synthesize is empty")
-    if not any(ch.isalnum() for ch in cleaned):
+    if not speakable(cleaned):
         raise SynthesisInputError(f"text to synthesize has no letters or digits: {text!r}")
     if len(cleaned) > MAX_TEXT_CHARS:
         raise SynthesisInputError(

@@ -236,8 +236,8 @@ def transfer_prosody(
     # The pitch point at input time t takes the source contour where t's output time
     # falls, relative to the output's speech (the re-timing is uneven).
     grid = np.arange(start, end, _STEP)
-    out_time = _warp(pace, grid, start)
-    contour = _contour_at(profile, out_time / _warp(pace, np.array([end]), start)[0])
+    out_time = _warp(pace, np.append(grid, end), start)
+    contour = _contour_at(profile, out_time[:-1] / out_time[-1])
     tier = praat.call("Create PitchTier", "target", 0.0, total)
     for t, st in zip(grid, contour, strict=True):
         praat.call(tier, "Add point", float(t), float(target_median * 2.0 ** (st / 12.0)))

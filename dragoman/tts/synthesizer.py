@@ -38,7 +38,14 @@ from dragoman.events import (
     TranslationText,
 )
 from dragoman.languages import normalize_language
-from dragoman.tts.base import MAX_RATE, OUTPUT_RATE, SynthesisBackend, check_rate, check_text
+from dragoman.tts.base import (
+    MAX_RATE,
+    OUTPUT_RATE,
+    SynthesisBackend,
+    check_rate,
+    check_text,
+    speakable,
+)
 from dragoman.tts.prosody import (
     ProsodyConfig,
     ProsodyProfile,
@@ -333,7 +340,7 @@ class Synthesizer:
             return
         text, span = " ".join(self._words), self._span or Span(0, 0)
         self._words, self._span = [], None
-        if not any(ch.isalnum() for ch in text):
+        if not speakable(text):
             logger.debug("nothing to speak in %r", text)
             return
         self.say(text, source_span=span)
