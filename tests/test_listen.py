@@ -62,6 +62,7 @@ from dragoman.listen.tui import ListenView, level_meter
 from dragoman.listen.virtual import SYSTEM_ALSA_CONF, VirtualAudio, available, speech_wav
 from dragoman.pipeline import PipelineConfig, Resources
 from dragoman.textnorm import normalize_text
+from dragoman.tts import speakable
 from dragoman.watermark import WatermarkKey, detect
 
 PASSPHRASE = "listen tests"
@@ -137,13 +138,14 @@ class Recording:
     def __init__(self, session: ListenSession) -> None:
         self.updates: list[ListenUpdate] = []
         self.last_played = 0.0
+        """When the latest chunk played ends (time.monotonic())."""
         self._task = asyncio.create_task(self._collect(session))
 
     async def _collect(self, session: ListenSession) -> None:
         async for update in session.updates():
             self.updates.append(update)
-            if isinstance(update, Played):
-                self.last_played = time.monotonic()
+            if isinstance(update, Played):  # reported as its first sample plays
+                self.last_played = time.monotonic() + update.seconds
 
     async def wait_for(self, test: Any, within: float, since: int = 0) -> Any:
         """The first update from number `since` on that passes `test`."""
@@ -158,16 +160,16 @@ class Recording:
     async def settle(self, finals: int, within: float, played: set[str]) -> None:
         """Until `finals` final translations were captioned, every utterance with
         committed source words has its final translation (the recognizer may split a
-        clip in two), speech in every language of `played` was played, and playback
-        went quiet."""
+        clip in two), speech in every language of `played` was played up to the end of
+        the last committed translation with words, and playback went quiet."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             finished = [u.event.utterance for u in self.captions()
                         if isinstance(u.event, TranslationText) and u.event.final]
             spoken = {u.event.utterance for u in self.captions()
                       if isinstance(u.event, SourceText) and u.event.committed}
-            heard = {u.language for u in self.updates if isinstance(u, Played)}
-            if (len(finished) >= finals and spoken <= set(finished) and heard >= played
+            if (len(finished) >= finals and spoken <= set(finished)
+                    and all(self._caught_up(language) for language in played)
                     and time.monotonic() - self.last_played > 1.5):
                 return
             await asyncio.sleep(0.2)
@@ -175,6 +177,17 @@ class Recording:
         other = [u for u in self.updates if not isinstance(u, Caption | Played)][-8:]
         raise AssertionError(f"translations did not finish (played: {played_now}, "
                              f"other updates: {other}); got {self.captions()[-4:]}")
+
+    def _caught_up(self, language: str) -> bool:
+        """Whether a chunk was played in `language` and the chunks played reach the
+        source end of the last committed translation that has words to say (its
+        speech may still be rendering after the caption)."""
+        said = [u.event.source_span.end for u in self.captions()
+                if isinstance(u.event, TranslationText) and u.event.language == language
+                and speakable(u.event.committed_delta)]
+        heard = [u.source_span.end for u in self.updates
+                 if isinstance(u, Played) and u.language == language]
+        return bool(heard) and max(heard) >= max(said, default=0)
 
     def captions(self) -> list[Caption]:
         return [u for u in self.updates if isinstance(u, Caption)]

@@ -127,8 +127,10 @@ class VirtualAudio:
         return ["paplay", "-d", "mic_feed", str(wav)]
 
     def record_command(self, sink: str, wav: Path) -> list[str]:
+        # A record stream's default fragment is about 2 s, and what is still in it when
+        # the recorder is stopped never reaches the file: ask for small fragments.
         return ["parecord", "-d", f"{sink}.monitor", "--file-format=wav", "--rate=24000",
-                "--channels=1", str(wav)]
+                "--channels=1", "--latency-msec=50", str(wav)]
 
     def stop(self) -> None:
         if self._daemon is not None:
