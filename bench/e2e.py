@@ -378,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --context-margin: Whisper encodes at least this many seconds")
     parser.add_argument("--commit-context-ms", type=int, default=None,
                         help="RecognizerConfig.commit_context_ms (default: the config's)")
+    parser.add_argument("--compute-budget", type=float, default=None,
+                        help="RecognizerConfig.compute_budget (default: the config's)")
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         help="RecognizerConfig.prefetch_final = False: the final decode "
                         "runs after the VAD's hangover, not during it")
@@ -416,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
                                           decode_overhead_ms=overhead)
             if args.commit_context_ms is not None:
                 recognizer = replace(recognizer, commit_context_ms=args.commit_context_ms)
+            if args.compute_budget is not None:
+                recognizer = replace(recognizer, compute_budget=args.compute_budget)
             options = PipelineConfig(recognizer=recognizer, tts_backend=args.tts,
                                      cut_inside_clauses=args.cut_inside_clauses)
             if not args.preview:

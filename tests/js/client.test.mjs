@@ -85,10 +85,36 @@ test('nobody listening: client.server_unreachable', async () => {
   class Dead extends FakeSocket {
     constructor(/** @type {string} */ url) { super(url); this.close(1006, ''); }
   }
-  await assert.rejects(session({ WebSocketImpl: /** @type {any} */ (Dead) }).open(),
+  let tries = 0;
+  class Counted extends Dead {
+    constructor(/** @type {string} */ url) { tries += 1; super(url); }
+  }
+  await assert.rejects(session({ WebSocketImpl: /** @type {any} */ (Counted) }).open(),
     (e) => /** @type {any} */ (e).code === 'client.server_unreachable');
-  await assert.rejects(session({ WebSocketImpl: /** @type {any} */ (Dead), probe: async () => true }).open(),
+  assert.equal(tries, 3);  // tried again twice before giving up
+  tries = 0;
+  await assert.rejects(session({ WebSocketImpl: /** @type {any} */ (Counted), probe: async () => true }).open(),
     (e) => /** @type {any} */ (e).code === 'origin_not_allowed');
+  assert.equal(tries, 1);  // a refusal is not tried again
+});
+
+test('a server unreachable at the first try is reached at the next', async () => {
+  sockets = [];
+  server = (ws, m) => { if (m.type === 'session.start') ws.deliver(started(1)); };
+  let tries = 0;
+  class Flaky extends FakeSocket {
+    constructor(/** @type {string} */ url) {
+      super(url);
+      tries += 1;
+      if (tries === 1) {  // refused: nothing reaches the server
+        this.send = () => {};
+        this.close(1006, '');
+      }
+    }
+  }
+  const info = await session({ WebSocketImpl: /** @type {any} */ (Flaky) }).open();
+  assert.equal(info.type, 'session.started');
+  assert.equal(tries, 2);
 });
 
 test('resumes after a drop and re-sends only the audio the server missed', async () => {

@@ -25,6 +25,7 @@ export class DragomanError extends Error {
  * @property {boolean} [reconnect]        resume after a dropped connection (default true)
  * @property {number} [resendSeconds]     audio kept for re-sending after a resume (default 30)
  * @property {number} [openTimeoutMs]     connecting + session.start answer (default 15000)
+ * @property {number} [connectAttempts]   tries to reach the server at the start (default 3)
  * @property {typeof WebSocket} [WebSocketImpl]
  * @property {(url: string) => Promise<boolean>} [probe]  is an HTTP server answering there?
  */
@@ -84,7 +85,7 @@ export class DragomanSession extends EventTarget {
     this.setState('connecting');
     const token = this.options.token;
     try {
-      const { ws, first } = await this.handshake(startMessage({ ...this.options.start, token }));
+      const { ws, first } = await this.connect(startMessage({ ...this.options.start, token }));
       if (first.type !== 'session.started') throw this.refusal(first);
       this.info = first;
       this.lastSeq = Number(first.seq || 0);
@@ -94,6 +95,25 @@ export class DragomanSession extends EventTarget {
     } catch (error) {
       this.setState('failed');
       throw error;
+    }
+  }
+
+  /**
+   * `handshake`, tried again (after 0.5 s, then 1 s...) while the server cannot be
+   * reached, up to `connectAttempts` tries: a server restarting or a connection lost
+   * in passing is not worth failing the user's start for. A refusal fails at once.
+   * @param {Record<string, unknown>} hello
+   */
+  async connect(hello) {
+    const attempts = Math.max(1, this.options.connectAttempts ?? 3);
+    for (let attempt = 1, delay = 500; ; attempt += 1, delay *= 2) {
+      try {
+        return await this.handshake(hello);
+      } catch (error) {
+        if (attempt >= attempts || !(error instanceof DragomanError)
+            || error.code !== 'client.server_unreachable') throw error;
+        await sleep(delay);
+      }
     }
   }
 
