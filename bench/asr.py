@@ -294,11 +294,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="RecognizerConfig.interim_interval_ms (default: the config's)")
     parser.add_argument("--agreement-history", type=int, default=None,
                         help="RecognizerConfig.agreement_history (default: the config's)")
-    parser.add_argument("--modelled-cost", type=float, default=None,
+    parser.add_argument("--modelled-cost", type=float, nargs="+", default=None,
                         help="time the clean stream's decodes by a cost model, this many "
                         "seconds per second of buffer + 3 s, not by the clock: a repeatable "
                         "WER to compare recognizer versions (0.042: 1.3 decodes a second; "
-                        "measured costs gave 1.5 on the development machine)")
+                        "measured costs gave 1.5 on the development machine). Several "
+                        "values: one run each (each its own decode schedule), scores averaged")
     parser.add_argument("--no-prefetch-final", dest="prefetch_final", action="store_false",
                         default=None, help="RecognizerConfig.prefetch_final = False: the "
                         "final decode runs after the VAD's hangover, not during it")
@@ -333,7 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         offline = offline_wer(whisper, items, language)
         row["references"] = [item.text for item in items]
         row["offline"] = offline
-        row["clean"] = stream_run(whisper, clean, config, "webrtc", args.modelled_cost)
+        if args.modelled_cost is None:
+            row["clean"] = stream_run(whisper, clean, config, "webrtc")
+        else:
+            runs = [stream_run(whisper, clean, config, "webrtc", rate)
+                    for rate in args.modelled_cost]
+            row["clean"] = _averaged(runs)
+            row["clean_runs"] = runs
         if args.noise_utterances > 0:
             row.update(noise_runs(whisper, items[: args.noise_utterances], config, args.snr, rng))
         # The paced prompts depend on --realtime-utterances alone, so runs with different
@@ -354,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def _averaged(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of each score over runs of one stream (the first run's hypothesis)."""
+    return {key: (statistics.fmean(run[key] for run in runs)
+                  if isinstance(value, float) else value)
+            for key, value in runs[0].items()}
 
 
 def _median(values: list[float]) -> float:
