@@ -263,14 +263,14 @@ def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
     assert WatermarkKey.load(env={**env, "DRAGOMAN_WATERMARK_KEY": "passphrase!"}) != first
 
 
-def test_convolutional_code_corrects_any_four_errors() -> None:
+def test_convolutional_code_corrects_any_nine_errors() -> None:
     rng = np.random.default_rng(3)
     for _ in range(30):
         bits = rng.integers(0, 2, 32).astype(np.int8)
         coded = (2.0 * ecc.encode(bits) - 1.0).astype(np.float64)
         assert np.array_equal(ecc.viterbi_decode(coded), bits)
         noisy = coded.copy()
-        noisy[rng.choice(coded.size, 4, replace=False)] *= -1  # free distance 10
+        noisy[rng.choice(coded.size, 9, replace=False)] *= -1  # free distance 20
         assert np.array_equal(ecc.viterbi_decode(noisy), bits)
 
 

@@ -492,13 +492,15 @@ def _decode_payload(
     pilots: per tile (smoothed over `PILOT_TILES` neighbours) they measure the mark's
     amplitude `a` and the noise variance `v` of a cell, so payload cells are weighted by
     a / v (the matched filter for whatever the channel did: a band-pass or a codec removes
-    tiles, and they stop adding noise), and each coded bit's expected score is known.
+    tiles, and they stop adding noise), and a coded bit's weighted sum is then half its
+    log-likelihood ratio.
     Each cell is first weighted by its energy share above the noise floor to the power
     0, 1/2 or 1 (`PAYLOAD_SHARE_POWERS`), whichever the pilots correlate best with: under
     noise the quiet cells hold none of the mark, without noise they hold as much as the
     loud ones. Viterbi decodes; forward-backward posteriors of the data bits give the
     returned reliability: the estimated probability that the payload is exactly right
-    (their product, a slight underestimate since errors come in bursts).
+    (their product; measured on 1,200 attacked 4 s windows, 3 of the 473 payloads it put
+    at 0.9 or more were wrong, and 0.985 of those at 0.9-0.99 were right).
     """
     values = features.values[top.offset_index]
     evidence = features.evidence[top.offset_index]
@@ -511,31 +513,31 @@ def _decode_payload(
             use[start:stop] = True
     share = features.share[top.offset_index]
     counted = use[:, None] & (values != 0.0)
-    best: tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+    best: tuple[float, npt.NDArray[np.float64]] | None = None
     for power in PAYLOAD_SHARE_POWERS:
         cell_weight = np.where(counted, share**power, 0.0)
         sums = np.roll(_fold(values * cell_weight, 0), top.phase, axis=0)  # row = pattern slot
         squares = np.roll(_fold(cell_weight**2, 0), top.phase, axis=0)
-        pilot_quality, z, mean = _soft_bits(sums, squares, pattern)
+        pilot_quality, soft = _soft_bits(sums, squares, pattern)
         if best is None or pilot_quality > best[0]:
-            best = (pilot_quality, z, mean)
+            best = (pilot_quality, soft)
     assert best is not None
-    _, z, mean = best
-    data = ecc.viterbi_decode(z)
-    posteriors = ecc.data_posteriors(2.0 * mean * z)
+    soft = best[1]
+    data = ecc.viterbi_decode(soft)
+    posteriors = ecc.data_posteriors(2.0 * soft)
     reliability = float(np.prod(np.maximum(posteriors, 1.0 - posteriors)))
     return ecc.bits_to_int(data) ^ pattern.payload_mask, reliability
 
 
 def _soft_bits(
     sums: npt.NDArray[np.float64], squares: npt.NDArray[np.float64], pattern: Pattern
-) -> tuple[float, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+) -> tuple[float, npt.NDArray[np.float64]]:
     """Pilot-weighted soft values of the coded bits from the cell sums of one period.
 
     `sums` holds each (slot, tile) group's weighted features, `squares` the sum of the
     squared cell weights (the mark a group carries, in units of one cell's amplitude).
-    Returns the pilots' own z (how well this weighting sees the mark), each coded bit's
-    z (about N(mean x coded sign, 1)) and that mean."""
+    Returns the pilots' own z (how well this weighting sees the mark) and each coded bit's
+    matched-filter sum: half its log-likelihood ratio (see below)."""
     kernel = np.ones(PILOT_TILES)
     sync = pattern.sync
     pilot_sum = np.convolve((sums * pattern.sign * sync).sum(axis=0), kernel, mode="same")
@@ -550,16 +552,19 @@ def _soft_bits(
     pilot_quality = float((weighted * pattern.sign)[sync].sum()) / math.sqrt(
         max(pilot_spread, 1e-300)
     )
+    # With weights a / v, a coded bit's sum is Gaussian with mean +-E and variance E, for
+    # E = sum over its groups of a^2 m / v: its log-likelihood ratio is 2 x the sum itself.
+    # (Dividing each sum by its own empirical spread, as until session 18, made a
+    # t-statistic of few groups: 4 s windows, BER Opus 16k 0.098 -> 0.089, telephone
+    # 0.071 -> 0.031, white noise 0.170 -> 0.136 with the rate-1/2 code.)
     cells = ~sync
-    bits = pattern.bit[cells]
-    n_coded = ecc.coded_length(PAYLOAD_BITS)
-    soft = np.bincount(bits, weights=(weighted * pattern.sign)[cells], minlength=n_coded)
-    spread = np.bincount(bits, weights=weighted[cells] ** 2, minlength=n_coded)
-    expected = np.bincount(bits, weights=(weight * amplitude * squares)[cells], minlength=n_coded)
-    root = np.sqrt(np.maximum(spread, 1e-300))
-    z: npt.NDArray[np.float64] = np.where(spread > 0, soft / root, 0.0)
-    mean: npt.NDArray[np.float64] = np.where(spread > 0, expected / root, 0.0)
-    return pilot_quality, z, mean
+    sums_by_bit = np.bincount(
+        pattern.bit[cells],
+        weights=(weighted * pattern.sign)[cells],
+        minlength=ecc.coded_length(PAYLOAD_BITS),
+    )
+    soft: npt.NDArray[np.float64] = np.asarray(sums_by_bit, dtype=np.float64)
+    return pilot_quality, soft
 
 
 def _localize(
