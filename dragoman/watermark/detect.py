@@ -26,7 +26,7 @@ fair coins given the audio, so the correlation `S` has mean 0 and exactly the va
 `V = sum(group sums^2)` computed from the features themselves; `z = S/sqrt(V)` is then
 standard normal (Hoeffding bounds its tail by exp(-z^2/2) even for short clips). The
 p-value applies a Bonferroni correction over the alignments, speeds and windows searched:
-half of the false-positive budget goes to normal speed, half to the 8 other speeds.
+80 % of the false-positive budget goes to normal speed, 20 % to the 8 other speeds.
 """
 
 from __future__ import annotations
@@ -67,8 +67,11 @@ STEP = BASE_HOP // OFFSETS  # the analysis hop: 64 samples (4 ms)
 SPEEDS = (1.0, 0.9875, 1.0125, 0.975, 1.025, 0.9625, 1.0375, 0.95, 1.05)
 """Playback speeds searched (1.0 first); a tile is 4 bins wide and a window 125 frames
 long, so a speed error of up to 0.625 % between grid points loses little."""
-UNIT_SPEED_SHARE = 0.5
-"""Share of the false-positive budget spent at normal speed (the rest on the others)."""
+UNIT_SPEED_SHARE = 0.8
+"""Share of the false-positive budget spent at normal speed (the rest on the others): a 2 s
+window is detected at z >= 4.98 at normal speed, z >= 5.62 at another. Session 18, 400 clips
+x 2 windows, 0.5 -> 0.8: TPR Opus 16k 0.981 -> 0.989, white noise 0.910 -> 0.917; +-5 %
+speed stayed at 1.000 (1st-percentile z 11.5, far above either threshold)."""
 WINDOW_FRAMES = 125  # 2.0 s
 WINDOW_HOP_FRAMES = 62  # about 1 s
 BLOCK_FRAMES = 31  # about 0.5 s, the localization resolution
