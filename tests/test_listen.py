@@ -563,7 +563,9 @@ def test_listen_command_through_a_server_with_a_token_writes_json(
               if r["type"] == "DeviceStatus" and r["state"] == "open"}
     assert opened == {"input": "dragoman_mic", "output:fr": "dragoman_ear"}
     said = "".join(r["committed_delta"] for r in records if r["type"] == "TranslationText")
-    assert "chang" in normalize_text(said), said
+    heard = " ".join(w["text"] for r in records if r["type"] == "SourceText"
+                     for w in r["committed"])
+    assert "chang" in normalize_text(said), (said, heard)
     assert all(r["direction"] == "es>fr" for r in records if "direction" in r)
     played = [r for r in records if r["type"] == "Played"]
     assert all(r["device"] == "dragoman_ear" and 0 < r["mouth_to_ear"] < 60 for r in played)
