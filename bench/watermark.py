@@ -34,6 +34,8 @@ WINDOW = 2 * RATE
 LONG_WINDOW = 4 * RATE
 KEY = WatermarkKey.from_passphrase("bench")
 OTHER_KEY = WatermarkKey.from_passphrase("bench-other")
+TRUSTED = 0.9
+"""A payload at this `payload_reliability` or above is one to trust (the CLI says so)."""
 
 
 def speech_clips(languages: tuple[str, ...], count: int, seconds: float, skip: int = 0
@@ -81,7 +83,7 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
     rows: dict[str, dict[str, float | str]] = {}
     for name in names:
         attack = ATTACKS[name]
-        hits = exact = bit_errors = trials = long_errors = 0
+        hits = exact = bit_errors = trials = long_errors = trusted = trusted_wrong = 0
         z_scores: list[float] = []
         started = time.perf_counter()
         for index, (payload, clip) in enumerate(marked):
@@ -101,6 +103,9 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
             # The payload on one 4 s window; an undetected window counts as a guess (50 %).
             found = detect(speech_window(attacked, rng, LONG_WINDOW), KEY, RATE)
             long_errors += payload_bit_errors(payload, found.payload) if found.detected else 16
+            if found.payload_reliability >= TRUSTED:  # what the CLI tells users to trust
+                trusted += 1
+                trusted_wrong += found.payload != payload
         rows[name] = {
             "group": attack.group,
             "description": attack.description,
@@ -108,6 +113,8 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
             "payload_exact": exact / trials,
             "payload_ber_detected": bit_errors / max(1, 32 * hits),
             "payload_ber_4s": long_errors / (32 * len(marked)),
+            "payload_trusted_4s": trusted,
+            "payload_trusted_wrong_4s": trusted_wrong,
             "z_median": float(np.median(z_scores)),
             "z_p1": float(np.percentile(z_scores, 1)),
             "trials": trials,
@@ -278,6 +285,9 @@ def print_table(results: dict[str, object]) -> None:
     main_rows = [r for r in attacks.values() if r["group"] == "main"]
     mean_tpr: npt.NDArray[np.float64] = np.array([r["tpr"] for r in main_rows] or [0.0])
     print(f"\nmean TPR over main attacks {mean_tpr.mean():.3f}, worst {mean_tpr.min():.3f}")
+    trusted = sum(int(r.get("payload_trusted_4s", 0)) for r in attacks.values())
+    wrong = sum(int(r.get("payload_trusted_wrong_4s", 0)) for r in attacks.values())
+    print(f"4 s payloads with reliability >= {TRUSTED}: {trusted}, of which wrong: {wrong}")
     for section in ("null", "quality", "speed", "localization"):
         values = results[section]
         assert isinstance(values, dict)
