@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import sacrebleu
+from server import cpu_seconds as process_cpu_seconds
 
 from dragoman.asr import RecognizerConfig, VadConfig, WhisperConfig, WhisperTranscriber
 from dragoman.audio import load_audio, resample
@@ -150,28 +152,28 @@ def cpu_seconds() -> tuple[float, float]:
     count (before session 18 the reported CPU RTF left them out). Children are counted
     live from /proc (every descendant of this process) plus, once reaped, from
     `os.times()`."""
-    own = time.process_time()
     reaped = os.times()
     children = reaped.children_user + reaped.children_system
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):  # it may have exited since the listing
+            children += process_cpu_seconds(pid)
+    return time.process_time(), children
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live process below `root`, from /proc."""
+    kids: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process has gone since the listing
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
-    family, frontier = set(), [os.getpid()]
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(parent, []).append(int(entry.name))
+    found, frontier = [], [root]
     while frontier:
-        pid = frontier.pop()
-        kids = [child for child, parent in parents.items() if parent == pid]
-        family.update(kids)
-        frontier.extend(kids)
-    children += sum(ticks[pid] for pid in family) / os.sysconf("SC_CLK_TCK")
-    return own, children
+        below = kids.get(frontier.pop(), [])
+        found += below
+        frontier += below
+    return found
 
 
 def _owner(instances: list[Instance], sample: int) -> Instance | None:

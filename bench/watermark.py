@@ -285,8 +285,8 @@ def print_table(results: dict[str, object]) -> None:
     main_rows = [r for r in attacks.values() if r["group"] == "main"]
     mean_tpr: npt.NDArray[np.float64] = np.array([r["tpr"] for r in main_rows] or [0.0])
     print(f"\nmean TPR over main attacks {mean_tpr.mean():.3f}, worst {mean_tpr.min():.3f}")
-    trusted = sum(int(r.get("payload_trusted_4s", 0)) for r in attacks.values())
-    wrong = sum(int(r.get("payload_trusted_wrong_4s", 0)) for r in attacks.values())
+    trusted = sum(int(r["payload_trusted_4s"]) for r in attacks.values())
+    wrong = sum(int(r["payload_trusted_wrong_4s"]) for r in attacks.values())
     print(f"4 s payloads with reliability >= {TRUSTED}: {trusted}, of which wrong: {wrong}")
     for section in ("null", "quality", "speed", "localization"):
         values = results[section]
