@@ -210,3 +210,50 @@ def test_a_full_stop_before_a_lowercase_word_or_a_digit_is_no_sentence_end() -> 
     assert _ends_sentence("5.") and not _continues("Para") and not _continues("¿Desea")
     assert not _continues("这") and not _continues("«Bonjour")  # no case: a new sentence
     assert not _ends_sentence("...") and not _ends_sentence("5.00")
+
+
+def test_a_reheard_restatement_still_marks_where_new_words_start() -> None:
+    # The 100-prompt bench, en agent-newlocation: interim decodes agreed on "Please
+    # enter in new" with interpolated (late) times; the final decode heard "Please
+    # enter a new extension, followed by pound." No run of the last committed words
+    # is in it, and by time "extension" (aligned at 1.2 s) starts before the committed
+    # end (1.6 s): it was dropped.
+    agreement = LocalAgreement()
+    interim = words("please enter in new", step=0.42)
+    agreement.insert(interim, buffer_start=0)
+    agreement.insert(interim, buffer_start=0)
+    assert texts(agreement.committed) == ["please", "enter", "in", "new"]
+    final = words("please enter a new extension followed by pound", step=0.3)
+    assert final[4].start < agreement.committed_end
+    assert "extension" not in texts(agreement.new_part(final))  # by time alone
+    assert texts(agreement.flush(final, buffer_start=0)) == ["extension", "followed", "by",
+                                                            "pound"]
+
+
+def test_a_short_committed_word_after_the_cut_is_found_by_its_place() -> None:
+    # en demo-instruct: the buffer was cut at "Digium."; "In" was committed after it
+    # with a late interpolated end, and the next decode, "In order for this test to
+    # work", lost "order" (too short a word to anchor on, and it starts before "In"'s
+    # end by time).
+    agreement = LocalAgreement()
+    said = words("a demonstration server at digium. in", step=0.3)
+    agreement.insert(said)
+    agreement.insert(said)
+    cut = said[4].end
+    late = Word(" in", cut + S // 10, cut + S // 2, 0.9)
+    agreement = LocalAgreement()
+    agreement.flush([*said[:5], late])
+    heard = words("in order for this test to work", start=cut / S + 0.05, step=0.2)
+    assert heard[1].start < agreement.committed_end
+    assert texts(agreement.new_part(heard, buffer_start=cut)) == (
+        "order for this test to work".split())
+
+
+def test_a_rephrased_or_skipped_restatement_falls_back_to_word_times() -> None:
+    # Too few of the committed words are in the hypothesis to tell where they end.
+    agreement = LocalAgreement()
+    agreement.flush(words("press one to speak"))
+    heard = words("oh mess on two seek with a customer", step=0.3)
+    fresh = agreement.new_part(heard, buffer_start=0)
+    assert texts(fresh) == [w.text.strip() for w in heard
+                            if w.start >= agreement.committed_end - S // 10]

@@ -107,6 +107,34 @@ def agreed_words(new: Sequence[Word], old: Sequence[Word]) -> int:
     return count
 
 
+def _restatement_end(said: Sequence[str], heard: Sequence[str], ends: Sequence[int],
+                     committed_end: int) -> int | None:
+    """Where the restatement of the committed words `said` ends in the normalized
+    hypothesis `heard` (whose decoded audio starts where `said` does), or None if the
+    hypothesis does not restate them closely enough to tell.
+
+    The committed words are aligned, with word edits, against every prefix of the
+    hypothesis; the prefix that costs fewest edits is the restatement (ties: the one
+    ending nearest the committed end). At most one edit in three words is accepted,
+    none for one or two words: a decode that rehears "in new" as "a new" still marks
+    where "extension" starts, where the word times of interim decodes (interpolated,
+    up to a second off) dropped it.
+    """
+    size = len(said)
+    allowed = size // 3
+    width = min(len(heard), size + allowed)
+    row = list(range(width + 1))
+    for i, word in enumerate(said, 1):
+        previous, row = row, [i] * (width + 1)
+        for j in range(1, width + 1):
+            row[j] = min(previous[j - 1] + (word != heard[j - 1]), previous[j] + 1, row[j - 1] + 1)
+    def distance(j: int) -> int:  # how far the restatement ends from the committed end
+        return abs(ends[j - 1] - committed_end) if j else committed_end
+
+    best = min(range(width + 1), key=lambda j: (row[j], distance(j)))
+    return best if row[best] <= allowed else None
+
+
 class LocalAgreement:
     """Keeps the committed boundary and the recent hypotheses of one utterance.
 
@@ -151,9 +179,10 @@ class LocalAgreement:
         in between were committed twice). By count, with `buffer_start` (where the
         decoded audio begins), the committed words from that point on end where the run
         ends: interim decodes interpolate word times, up to a second off. Of the runs
-        that fit, the one ending nearest the committed end wins. Only when none fits
-        (the decoder rephrased, or the buffer was cut at the committed end) do the word
-        times alone decide.
+        that fit, the one ending nearest the committed end wins. With none, the
+        committed words from `buffer_start` on are aligned with the start of the
+        hypothesis, a few reheard words allowed (`_restatement_end`). Only when that
+        fails too (the decoder rephrased or skipped them) do the word times alone decide.
         """
         if not self._committed:
             return list(hypothesis)
@@ -176,6 +205,11 @@ class LocalAgreement:
             if runs:
                 best = min(runs, key=lambda i: abs(hypothesis[i + size - 1].end - end))
                 return list(hypothesis[best + size :])
+        if restated > 0:
+            said = [normalize_word(w.text) for w in self._committed[-restated:]]
+            aligned = _restatement_end(said, norm, [w.end for w in hypothesis], end)
+            if aligned is not None:
+                return list(hypothesis[aligned:])
         cutoff = self.committed_end - OVERLAP_TOLERANCE
         fresh = [w for w in hypothesis if w.start >= cutoff]
         # A re-decoded buffer may repeat the last committed words: drop that overlap.
