@@ -36,6 +36,7 @@ from dragoman.asr.agreement import (
     guard_speaking_rate,
     guard_trailing,
 )
+from dragoman.asr.pauses import pause_after
 from dragoman.asr.vad import VadConfig, VoiceActivityDetector
 from dragoman.asr.whisper import Transcriber, Transcript
 from dragoman.audio import check_audio
@@ -429,7 +430,8 @@ class StreamingRecognizer:
 
         A buffer that starts mid-sentence makes Whisper skip or mishear its first words
         ("28.8 kilobit" cut after "28.8" came back as "kill a bit"), so sentence ends
-        are the cut points of choice.
+        are the cut points of choice, moved into the pause that follows the word's timed
+        end (`pause_after`).
         """
         length = self.position - segment.buffer_start
         if length <= _ms(self.config.trim_after_ms):
@@ -440,7 +442,12 @@ class StreamingRecognizer:
                          if w.end > segment.buffer_start and _ends_sentence(w.text)
                          and not (after is not None and _continues(after.text))]
         if sentence_ends:
-            segment.buffer_start = sentence_ends[-1]
+            # In the pause after the word, not at its timed end, but never past a
+            # committed word that follows it.
+            end = sentence_ends[-1]
+            limit = min([w.start for w in committed if w.start >= end] + [self.position])
+            lo = self._audio_start
+            segment.buffer_start = min(lo + pause_after(self._audio, end - lo), limit)
         elif length > 2 * _ms(self.config.trim_after_ms):
             segment.buffer_start = max(segment.buffer_start, segment.agreement.committed_end)
 
