@@ -128,6 +128,7 @@ def _restatement_end(said: Sequence[str], heard: Sequence[str], ends: Sequence[i
         previous, row = row, [i] * (width + 1)
         for j in range(1, width + 1):
             row[j] = min(previous[j - 1] + (word != heard[j - 1]), previous[j] + 1, row[j - 1] + 1)
+
     def distance(j: int) -> int:  # how far the restatement ends from the committed end
         return abs(ends[j - 1] - committed_end) if j else committed_end
 
