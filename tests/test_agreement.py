@@ -235,10 +235,7 @@ def test_a_short_committed_word_after_the_cut_is_found_by_its_place() -> None:
     # with a late interpolated end, and the next decode, "In order for this test to
     # work", lost "order" (too short a word to anchor on, and it starts before "In"'s
     # end by time).
-    agreement = LocalAgreement()
     said = words("a demonstration server at digium. in", step=0.3)
-    agreement.insert(said)
-    agreement.insert(said)
     cut = said[4].end
     late = Word(" in", cut + S // 10, cut + S // 2, 0.9)
     agreement = LocalAgreement()
