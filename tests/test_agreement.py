@@ -254,3 +254,19 @@ def test_a_rephrased_or_skipped_restatement_falls_back_to_word_times() -> None:
     fresh = agreement.new_part(heard, buffer_start=0)
     assert texts(fresh) == [w.text.strip() for w in heard
                             if w.start >= agreement.committed_end - S // 10]
+
+
+def test_a_word_reheard_as_two_is_no_new_word() -> None:
+    # The 100-prompt bench, en priv-callee-options: "now and forevermore," was
+    # committed, then two decodes heard "now and forever more, dial five"; aligned word
+    # by word, "forever" took the committed word's place and "more." was committed as a
+    # new word. Joined or split spellings are the same words.
+    agreement = LocalAgreement()
+    agreement.flush(words("to a polite don't call menu now and forevermore,", step=0.4))
+    reheard = words("to a polite don't call menu now and forever more dial five to allow")
+    assert texts(agreement.new_part(reheard, buffer_start=0)) == ["dial", "five", "to",
+                                                                  "allow"]
+    split = LocalAgreement()
+    split.flush(words("to kick all non administrator", step=0.4))
+    joined = words("to kick all non-administrator users three to mute")
+    assert texts(split.new_part(joined, buffer_start=0)) == ["users", "three", "to", "mute"]

@@ -118,16 +118,25 @@ def _restatement_end(said: Sequence[str], heard: Sequence[str], ends: Sequence[i
     ending nearest the committed end). At most one edit in three words is accepted,
     none for one or two words: a decode that rehears "in new" as "a new" still marks
     where "extension" starts, where the word times of interim decodes (interpolated,
-    up to a second off) dropped it.
+    up to a second off) dropped it. A word split in two or two words written as one
+    ("forevermore" / "forever more") cost no edit: as a substitution, the second half
+    came back as a new word ("now and forevermore, more").
     """
     size = len(said)
     allowed = size // 3
-    width = min(len(heard), size + allowed)
+    width = min(len(heard), 2 * size + allowed)
+    before: list[int] | None = None
     row = list(range(width + 1))
     for i, word in enumerate(said, 1):
         previous, row = row, [i] * (width + 1)
         for j in range(1, width + 1):
-            row[j] = min(previous[j - 1] + (word != heard[j - 1]), previous[j] + 1, row[j - 1] + 1)
+            cost = min(previous[j - 1] + (word != heard[j - 1]), previous[j] + 1, row[j - 1] + 1)
+            if j >= 2 and word == heard[j - 2] + heard[j - 1]:
+                cost = min(cost, previous[j - 2])
+            if before is not None and said[i - 2] + word == heard[j - 1]:
+                cost = min(cost, before[j - 1])
+            row[j] = cost
+        before = previous
 
     def distance(j: int) -> int:  # how far the restatement ends from the committed end
         return abs(ends[j - 1] - committed_end) if j else committed_end
