@@ -197,7 +197,7 @@ def test_a_pause_of_the_speaker_is_no_backlog(resources: Resources, speech: Any)
                     heard[second] += event.pcm.size / event.sample_rate
                     last_chunk[0] = loop.time()
                 elif isinstance(event, TranslationText):
-                    said[min(event.utterance, 1)] += event.committed_delta
+                    said[event.source_span.start >= utterance.size] += event.committed_delta
 
         reader = asyncio.create_task(drain())
         await feed(pipeline.push_audio, utterance, chunk_ms=100, realtime=False)
