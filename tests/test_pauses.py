@@ -12,11 +12,16 @@ from dragoman.events import SAMPLE_RATE
 S = SAMPLE_RATE
 
 
+def _level(audio: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """RMS over a sliding 10 ms window."""
+    return np.sqrt(np.convolve(audio**2, np.ones(160) / 160, mode="same"))
+
+
 def test_a_cut_timed_inside_a_word_moves_into_the_pause_after_it(speech: Any) -> None:
     # A real prompt, its last 0.25 s of sound before 0.4 s of silence: a cut timed
     # 0.25 s early moves past the sound into the silence.
     _, audio = speech.clip("en", "conf-locked")
-    level = np.sqrt(np.convolve(audio**2, np.ones(160) / 160, mode="same"))
+    level = _level(audio)
     sound_end = int(np.flatnonzero(level > 0.05 * level.max())[-1])
     clip = np.concatenate([audio[:sound_end], np.zeros(int(0.4 * S), np.float32),
                            audio[: S // 2]])
@@ -28,7 +33,7 @@ def test_a_cut_timed_inside_a_word_moves_into_the_pause_after_it(speech: Any) ->
 
 def test_no_pause_within_reach_keeps_the_timed_cut(speech: Any) -> None:
     _, audio = speech.clip("en", "conf-locked")
-    level = np.sqrt(np.convolve(audio**2, np.ones(160) / 160, mode="same"))
+    level = _level(audio)
     voiced = np.flatnonzero(level > 0.2 * level.max())
     inside = int(voiced[voiced.size // 2])
     loud = np.concatenate([audio, audio, audio])

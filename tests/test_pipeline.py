@@ -186,8 +186,9 @@ def test_a_pause_of_the_speaker_is_no_backlog(resources: Resources, speech: Any)
         pipeline = Pipeline(PipelineConfig("es", ("fr",)), resources)
         await pipeline.start()
         loop = asyncio.get_running_loop()
-        heard: list[float] = [0.0, 0.0]  # seconds of speech per utterance
-        said = ["", ""]  # committed translation per utterance
+        # Per sentence, told apart by source position: seconds of speech, committed text.
+        heard: list[float] = [0.0, 0.0]
+        said = ["", ""]
         last_chunk = [loop.time()]
 
         async def drain() -> None:
