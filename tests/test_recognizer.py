@@ -424,3 +424,40 @@ def test_a_hypothesis_that_skips_speech_commits_nothing(speech: Any) -> None:
     # Without the guard, decodes 6 and 7 agree on "w0 w1 w(n-1) w(n)" and the words
     # between them are lost; with it, every word is committed once, in order.
     assert numbers == list(range(len(numbers)))
+
+
+def test_numpy_blas_runs_one_thread_while_whisper_decodes(whisper: Any, speech: Any) -> None:
+    """faster-whisper's log-mel features use numpy's BLAS; an idle OpenBLAS worker then
+    busy-waits beside CTranslate2's threads. During a decode BLAS runs one thread; the
+    process's own setting comes back afterwards, also when two decodes overlap."""
+    import threading
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    _, clip = speech.clip("en", "conf-onlyperson")
+    seen: list[set[int]] = []
+    features = whisper._model.feature_extractor
+    original = type(features)
+
+    class Spy(original):  # type: ignore[misc, valid-type]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            seen.append(blas_threads())
+            return super().__call__(*args, **kwargs)
+
+    features.__class__ = Spy
+    try:
+        with threadpool_limits(limits=2, user_api="blas"):
+            assert blas_threads() == {2}
+            decodes = [threading.Thread(target=whisper.transcribe, args=(clip,),
+                                        kwargs={"language": "en"}) for _ in range(2)]
+            for decode in decodes:
+                decode.start()
+            for decode in decodes:
+                decode.join()
+            assert blas_threads() == {2}
+    finally:
+        features.__class__ = original
+    assert len(seen) >= 2 and all(threads == {1} for threads in seen), seen

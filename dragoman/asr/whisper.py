@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from functools import cache
+from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from dragoman.errors import BackendError, UnsupportedLanguageError
 from dragoman.events import SAMPLE_RATE, FloatAudio, Word
@@ -75,6 +78,40 @@ class WhisperConfig:
     heard "Sus contraseñas" as "con tres señas" in the browser test."""
 
 
+class OneBlasThread:
+    """While entered (by any number of threads at once), numpy's BLAS runs one thread.
+
+    faster-whisper's log-mel features end in one small matrix product through numpy's
+    OpenBLAS, whose idle worker threads then busy-wait about 0.1 s (2^28 cycles) for
+    more work: on 2 cores that spinning thread took a core from CTranslate2 for every
+    decode. Whisper base, 12 buffers of 3.6 s, median of 4 rounds: 0.206 s wall and
+    0.328 CPU-s a decode with OpenBLAS's default 2 threads, 0.161 s and 0.244 CPU-s with
+    one (docs/benchmarks.md, ASR, session 21). The original limit comes back when the
+    last decode leaves, so numpy elsewhere in the process keeps its threads."""
+
+    def __init__(self) -> None:
+        self._controller = ThreadpoolController()
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
 class WhisperTranscriber:
     """A loaded Whisper model. Thread-safe for one decode at a time per instance."""
 
@@ -85,6 +122,7 @@ class WhisperTranscriber:
         self._store = store or ModelStore()
         self._model: Any = None
         self._languages: frozenset[str] = frozenset()
+        self._one_blas_thread = OneBlasThread()
 
     def start(self) -> None:
         """Load the weights (explicit; a few seconds)."""
@@ -132,18 +170,19 @@ class WhisperTranscriber:
             self._model.encoder_frames = _encoder_frames(
                 audio.size, margin, self.config.min_window_s
             )
-        detected: float | None = None  # among the candidates; a forced decode says 1.0
-        if language is None and self.config.candidate_languages:
-            language, detected = self._detect_among(audio, self.config.candidate_languages)
-        materialized, info = self._decode(audio, language, word_times)
-        looped = margin is not None and _looped(materialized)
-        if looped and retry_loops:
-            # The short window sometimes sends Whisper base into a loop ("weasels have
-            # even our phone system" x9 on a 3 s clip) where the full window does not.
-            logger.debug("decode looped with a fitted window; again with the full one")
-            self._model.encoder_frames = FULL_WINDOW_FRAMES
+        with self._one_blas_thread:  # no spinning BLAS thread beside CTranslate2
+            detected: float | None = None  # among the candidates; a forced decode says 1.0
+            if language is None and self.config.candidate_languages:
+                language, detected = self._detect_among(audio, self.config.candidate_languages)
             materialized, info = self._decode(audio, language, word_times)
-            looped = False
+            looped = margin is not None and _looped(materialized)
+            if looped and retry_loops:
+                # The short window sometimes sends Whisper base into a loop ("weasels have
+                # even our phone system" x9 on a 3 s clip) where the full window does not.
+                logger.debug("decode looped with a fitted window; again with the full one")
+                self._model.encoder_frames = FULL_WINDOW_FRAMES
+                materialized, info = self._decode(audio, language, word_times)
+                looped = False
         if word_times:
             words = tuple(
                 Word(w.word, round(w.start * SAMPLE_RATE), round(w.end * SAMPLE_RATE),
