@@ -428,14 +428,17 @@ def test_a_hypothesis_that_skips_speech_commits_nothing(speech: Any) -> None:
 
 def test_numpy_blas_runs_one_thread_while_whisper_decodes(whisper: Any, speech: Any) -> None:
     """faster-whisper's log-mel features use numpy's BLAS; an idle OpenBLAS worker then
-    busy-waits beside CTranslate2's threads. During a decode BLAS runs one thread; the
-    process's own setting comes back afterwards, also when two decodes overlap."""
+    busy-waits beside CTranslate2's threads. During a decode every loaded BLAS runs one
+    thread, also one loaded after the model; the process's own setting comes back
+    afterwards, also when two decodes overlap."""
     import threading
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    import scipy.linalg  # noqa: F401  (a second OpenBLAS, loaded after the model)
 
     _, clip = speech.clip("en", "conf-onlyperson")
     seen: list[set[int]] = []

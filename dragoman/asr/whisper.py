@@ -87,10 +87,11 @@ class OneBlasThread:
     decode. Whisper base, 12 buffers of 3.6 s, median of 4 rounds: 0.206 s wall and
     0.328 CPU-s a decode with OpenBLAS's default 2 threads, 0.161 s and 0.244 CPU-s with
     one (docs/benchmarks.md, ASR, session 21). The original limit comes back when the
-    last decode leaves, so numpy elsewhere in the process keeps its threads."""
+    last decode leaves, so numpy elsewhere in the process keeps its threads. The loaded
+    BLAS libraries are looked up on entry (0.4 ms), so one loaded later (scipy's) is
+    limited too."""
 
     def __init__(self) -> None:
-        self._controller = ThreadpoolController()
         self._lock = threading.Lock()
         self._inside = 0
         self._limiter: Any = None
@@ -98,7 +99,7 @@ class OneBlasThread:
     def __enter__(self) -> None:
         with self._lock:
             if self._inside == 0:
-                self._limiter = self._controller.limit(limits=1, user_api="blas")
+                self._limiter = ThreadpoolController().limit(limits=1, user_api="blas")
             self._inside += 1
 
     def __exit__(
