@@ -431,7 +431,7 @@ def test_numpy_blas_runs_one_thread_while_whisper_decodes(whisper: Any, speech: 
     busy-waits beside CTranslate2's threads. During a decode every loaded BLAS runs one
     thread, also one loaded after the model; the process's own setting comes back
     afterwards, also when two decodes overlap."""
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -454,12 +454,10 @@ def test_numpy_blas_runs_one_thread_while_whisper_decodes(whisper: Any, speech: 
     try:
         with threadpool_limits(limits=2, user_api="blas"):
             assert blas_threads() == {2}
-            decodes = [threading.Thread(target=whisper.transcribe, args=(clip,),
-                                        kwargs={"language": "en"}) for _ in range(2)]
-            for decode in decodes:
-                decode.start()
-            for decode in decodes:
-                decode.join()
+            with ThreadPoolExecutor(2) as pool:
+                decodes = [pool.submit(whisper.transcribe, clip, language="en")
+                           for _ in range(2)]
+                assert all(decode.result().words for decode in decodes)
             assert blas_threads() == {2}
     finally:
         features.__class__ = original

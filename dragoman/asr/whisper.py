@@ -84,12 +84,11 @@ class OneBlasThread:
     faster-whisper's log-mel features end in one small matrix product through numpy's
     OpenBLAS, whose idle worker threads then busy-wait about 0.1 s (2^28 cycles) for
     more work: on 2 cores that spinning thread took a core from CTranslate2 for every
-    decode. Whisper base, 12 buffers of 3.6 s, median of 4 rounds: 0.206 s wall and
-    0.328 CPU-s a decode with OpenBLAS's default 2 threads, 0.161 s and 0.244 CPU-s with
-    one (docs/benchmarks.md, ASR, session 21). The original limit comes back when the
-    last decode leaves, so numpy elsewhere in the process keeps its threads. The loaded
-    BLAS libraries are looked up on entry (0.4 ms), so one loaded later (scipy's) is
-    limited too."""
+    decode. With one thread, 100 Spanish prompts streamed as fast as possible took RTF
+    0.29 (CPU RTF 0.44) against 0.35 (0.56) (bench/asr.py; docs/benchmarks.md, ASR,
+    session 21). The original limit comes back when the last decode leaves, so numpy
+    elsewhere in the process keeps its threads. The loaded BLAS libraries are looked up
+    on entry (0.4 ms), so one loaded later (scipy's) is limited too."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
