@@ -57,3 +57,53 @@ def test_an_utterance_that_ends_without_new_words_leaves_no_backlog() -> None:
     events, fast, rate = asyncio.run(run())
     assert [e for e in events if isinstance(e, Error)] == []
     assert not fast and rate == 1.0
+
+
+def _backlog_run(catch_up_after_s: float | None) -> tuple[bool, float, int]:
+    """Eight 2 s sentences offered at once, as a file fed faster than real time does:
+    whether the lane ever switched to the fast voice, its highest rate, and how many
+    sentences were spoken."""
+
+    async def run() -> tuple[bool, float, int]:
+        resources = Resources(watermark_key=WatermarkKey.from_passphrase("lane tests"))
+        events: list[Event] = []
+        failures: list[BaseException] = []
+
+        async def emit(event: Event) -> None:
+            events.append(event)
+
+        lane = TargetLane("es", resources, SourceAudio(), emit, failures.append,
+                          canvas=CanvasConfig(),
+                          synthesis=SynthesisConfig("es", backend="espeak-ng",
+                                                    catch_up_after_s=catch_up_after_s))
+        await lane.start()
+        fast, rate = False, 1.0
+
+        async def watch() -> None:
+            nonlocal fast, rate
+            while True:
+                fast, rate = fast or lane.fast_voice, max(rate, lane.speech_rate)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        for n in range(8):
+            lane.offer(SourceState(n, "es", f"Esta es la frase número {n + 1}.", "", True,
+                                   Span(2 * n * S, 2 * (n + 1) * S)))
+        await lane.close()
+        watcher.cancel()
+        assert not failures
+        spoken = {e.source_span.start // (2 * S) for e in events if isinstance(e, AudioChunk)}
+        return fast, rate, len(spoken)
+
+    return asyncio.run(run())
+
+
+def test_a_live_backlog_speeds_speech_up_and_a_dub_keeps_the_pace() -> None:
+    """A live listener far behind hears the backlog faster, in the cheap voice; a dub
+    made faster than real time (no live listener: the CLI without --realtime) keeps the
+    speaker's pace and voice for every sentence, and drops none."""
+    live_fast, live_rate, live_spoken = _backlog_run(0.5)
+    dub_fast, dub_rate, dub_spoken = _backlog_run(None)
+    assert live_fast and live_rate > 1.0
+    assert not dub_fast and dub_rate == 1.0
+    assert live_spoken == dub_spoken == 8

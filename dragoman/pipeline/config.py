@@ -34,8 +34,8 @@ class PipelineConfig:
         events that leave are trimmed: translation and speech see every word.
     catch_up_after_s: speech a live listener may still have to hear before the next
         phrase is spoken faster, up to 1.25x (`SynthesisConfig.catch_up_after_s`);
-        None speaks every phrase at the speaker's pace (a dub track made faster than
-        real time, where nobody listens live).
+        None means nobody listens live (a dub track made faster than real time): every
+        phrase keeps the speaker's pace and the neural voice, whatever the backlog.
     session_id: feeds the watermark payload (service id + session hash).
     service_id: 16-bit id of this deployment in the watermark payload.
     lag_report_ms: how often a `Lag` event reports each stage's backlog.

@@ -244,8 +244,15 @@ class TargetLane:
         FAST_VOICE_AFTER_S until it is back under that. A pause of the speaker is no
         backlog once everything before it was heard: the first phrase after it is
         spoken at the normal rate, in the neural voice (measured from the last chunk
-        heard, a 1.5 s pause and a 2.5 s sentence made a 4 s "lag")."""
+        heard, a 1.5 s pause and a 2.5 s sentence made a 4 s "lag").
+
+        Without a live listener (`SynthesisConfig.catch_up_after_s` None: a dub made
+        faster than real time) there is no lag to cut: every phrase keeps the speaker's
+        pace and the neural voice (fed as fast as possible, a 157 s file had been dubbed
+        mostly in espeak-ng at 1.25x)."""
         if self._synth is None or not self._unheard:
+            return
+        if self._synthesis is not None and self._synthesis.catch_up_after_s is None:
             return
         behind = (self._unheard[-1].start - self._unheard[0].start) / SAMPLE_RATE
         if behind > FAST_VOICE_AFTER_S:
