@@ -594,3 +594,26 @@ async def test_tls_with_certfile_and_keyfile(self_signed: tuple[Any, Any]) -> No
                 await start(plain)  # a plain-text client never gets a session from it
     finally:
         await srv.shutdown()
+
+
+async def test_a_batch_speaker_gets_no_live_catch_up() -> None:
+    """Audio sent faster than real time (batch mode) is nobody's live speech: its pipeline
+    keeps the speaker's pace (`catch_up_after_s` None); a paced speaker's has catch-up."""
+    configs: list[Any] = []
+    make = stand_in_factory()
+
+    def recording(config: Any) -> Any:
+        configs.append(config)
+        return make(config)
+
+    srv = DragomanServer(ServerConfig(port=0), recording, keys())
+    await srv.start()
+    try:
+        for token, batch in ((BATCH_TOKEN, True), (TOKEN, False)):
+            ws = await open_ws(srv, token=token)
+            started = await start(ws, batch=batch)
+            assert started["type"] == "session.started" and started["batch"] is batch
+            await ws.close()
+    finally:
+        await srv.shutdown()
+    assert [c.catch_up_after_s for c in configs] == [None, 0.5]

@@ -357,14 +357,17 @@ class DragomanServer:
         from dragoman.pipeline import PipelineConfig
 
         request = session.request
+        batch = bool(request.batch and session.key is not None and session.key.batch)
         config = PipelineConfig(
             source_language=request.source, target_languages=tuple(room.languages),
             prosody=request.prosody, voice=request.voice, speak=request.speak,
-            session_id=session.id, service_id=self.config.service_id)
+            session_id=session.id, service_id=self.config.service_id,
+            # Audio sent faster than real time is nobody's live speech: no catch-up.
+            catch_up_after_s=None if batch else PipelineConfig().catch_up_after_s)
         pipeline = self._factory(config)
         await pipeline.start()
         feed = SpeakerFeed(session, pipeline, room.next_index())
-        feed.batch = bool(request.batch and session.key is not None and session.key.batch)
+        feed.batch = batch
         if request.format.encoding == "opus":
             feed.decoder = OpusDecoder()
         session.feed = feed
