@@ -7,9 +7,13 @@ localization. Prints a table and writes bench/results/watermark.json.
         --attacks none,opus_16k,telephone,white_noise_20db     # the 500-clip subset run
     OMP_NUM_THREADS=1 python bench/watermark.py --speed-only   # speeds alone, one thread
 
-Real speech only: Asterisk prompts (en, es marked by default; en, es, fr unmarked), 16 kHz.
-The prompts make 397 clips of 4.5 s or more in en + es and 579 with fr, so a run of 500
-clips needs `--languages en,es,fr`.
+Marked clips: Asterisk prompts (real speech; en, es by default), 16 kHz, and
+`--synthesized` clips of the product's own voices (Kokoro-82M and espeak-ng saying Asterisk
+transcripts in en, es, fr), marked, attacked and detected at their native 24 kHz, in a
+table of their own. The prompts make 397 clips of 4.5 s or more in en + es and 579 with fr,
+so a run of 500 clips needs `--languages en,es,fr`. The false-positive set mixes unmarked
+speech, speech marked with another key, attacked unmarked speech, unmarked synthesized
+speech, noise, silence and music-like signals (`watermark_sets.py`), with the rate per kind.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from watermark_sets import NULL_SIGNALS, SYNTH_RATE, synthesized_clips
 
-from dragoman.audio import load_audio
+from dragoman.audio import load_audio, resample
 from dragoman.corpus import prompts
 from dragoman.events import FloatAudio
 from dragoman.watermark import StreamingEmbedder, WatermarkKey, detect, embed
@@ -31,7 +36,6 @@ from dragoman.watermark.attacks import ATTACKS
 
 RATE = 16_000
 WINDOW = 2 * RATE
-LONG_WINDOW = 4 * RATE
 KEY = WatermarkKey.from_passphrase("bench")
 OTHER_KEY = WatermarkKey.from_passphrase("bench-other")
 TRUSTED = 0.9
@@ -62,7 +66,7 @@ def active_fraction(audio: FloatAudio) -> float:
 
 def speech_window(audio: FloatAudio, rng: np.random.Generator, length: int = WINDOW
                   ) -> FloatAudio:
-    """A random window (2 s by default) at least half speech (random sample offset)."""
+    """A random window of `length` samples at least half speech (random sample offset)."""
     best = audio[:length]
     for _ in range(20):
         start = int(rng.integers(0, max(1, audio.size - length)))
@@ -78,8 +82,9 @@ def payload_bit_errors(a: int, b: int | None) -> int:
 
 
 def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
-                windows: int, rng: np.random.Generator, names: list[str]
+                windows: int, rng: np.random.Generator, names: list[str], rate: int = RATE
                 ) -> dict[str, dict[str, float | str]]:
+    """Every attack on every marked clip (at `rate`; donors at the same rate)."""
     rows: dict[str, dict[str, float | str]] = {}
     for name in names:
         attack = ATTACKS[name]
@@ -87,21 +92,21 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
         z_scores: list[float] = []
         started = time.perf_counter()
         for index, (payload, clip) in enumerate(marked):
-            donor = donors[index % len(donors)][: 2 * RATE]
-            attacked = attack.apply(clip, RATE, rng, donor)
+            donor = donors[index % len(donors)][: 2 * rate]
+            attacked = attack.apply(clip, rate, rng, donor)
             for _ in range(windows):
                 if name == "concat":  # 1 s unmarked + marked + 1 s unmarked, detected whole
                     piece = attacked
                 else:
-                    piece = speech_window(attacked, rng)
-                found = detect(piece, KEY, RATE)
+                    piece = speech_window(attacked, rng, 2 * rate)
+                found = detect(piece, KEY, rate)
                 z_scores.append(found.z_score)
                 trials += 1
                 hits += found.detected
                 exact += found.payload == payload
                 bit_errors += payload_bit_errors(payload, found.payload) if found.detected else 0
             # The payload on one 4 s window; an undetected window counts as a guess (50 %).
-            found = detect(speech_window(attacked, rng, LONG_WINDOW), KEY, RATE)
+            found = detect(speech_window(attacked, rng, 4 * rate), KEY, rate)
             long_errors += payload_bit_errors(payload, found.payload) if found.detected else 16
             if found.payload_reliability >= TRUSTED:  # what the CLI tells users to trust
                 trusted += 1
@@ -125,17 +130,44 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
     return rows
 
 
-def run_null(count: int, rng: np.random.Generator) -> dict[str, float]:
-    """Unmarked speech, and speech marked with another key, scored with the bench key."""
+NULL_MIX = (("speech", 10), ("other_key", 2), ("attacked_speech", 2), ("synthesized", 2),
+            ("white_noise", 1), ("pink_noise", 1), ("silence", 1), ("dither", 1),
+            ("music", 1), ("music_drums", 1))
+"""Kinds of unmarked window in the false-positive set and their weights (of 22)."""
+NULL_ATTACKS = ("mp3_64k", "opus_16k", "aac_64k", "telephone", "white_noise_20db", "echo",
+                "resample_8k", "clipping")
+
+
+def run_null(count: int, rng: np.random.Generator, synthesized: list[FloatAudio]
+             ) -> dict[str, object]:
+    """2 s windows with no mark of the bench key, each scored with it: real speech,
+    speech marked with another key, attacked unmarked speech, unmarked synthesized speech
+    (24 kHz), noise, silence and music-like signals (`NULL_MIX`)."""
     clips = speech_clips(("en", "es", "fr"), min(120, count), 6.0, skip=300)
     others = [embed(c, OTHER_KEY, int(rng.integers(0, 2**32)), RATE) for c in clips[:20]]
+    kinds = [k for k, weight in NULL_MIX for _ in range(weight)
+             if k != "synthesized" or synthesized]
     p_values: list[float] = []
     z_scores: list[float] = []
+    per_kind: dict[str, list[float]] = {}
     for i in range(count):
-        source = others[i % len(others)] if i % 10 == 0 else clips[i % len(clips)]
-        found = detect(speech_window(source, rng), KEY, RATE)
+        kind = kinds[i % len(kinds)]
+        rate = RATE
+        if kind == "speech":
+            source = clips[i % len(clips)]
+        elif kind == "other_key":
+            source = others[i % len(others)]
+        elif kind == "attacked_speech":
+            attack = ATTACKS[NULL_ATTACKS[i % len(NULL_ATTACKS)]]
+            source = attack.apply(clips[(i * 7) % len(clips)], RATE, rng, None)
+        elif kind == "synthesized":
+            source, rate = synthesized[i % len(synthesized)], SYNTH_RATE
+        else:
+            source = NULL_SIGNALS[kind](2.0, RATE, rng)
+        found = detect(speech_window(source, rng, 2 * rate), KEY, rate)
         p_values.append(found.p_value)
         z_scores.append(found.z_score)
+        per_kind.setdefault(kind, []).append(found.p_value)
     p = np.array(p_values)
     return {
         "clips": count,
@@ -144,18 +176,24 @@ def run_null(count: int, rng: np.random.Generator) -> dict[str, float]:
         "fraction_p_le_0.01": float(np.mean(p <= 0.01)),
         "fraction_p_le_0.001": float(np.mean(p <= 0.001)),
         "max_z": float(np.max(z_scores)),
-        "wrong_key_clips": len(range(0, count, 10)),
+        "windows_per_kind": {k: len(v) for k, v in per_kind.items()},
+        "false_positives_per_kind": {k: int(np.sum(np.array(v) <= 1e-4))
+                                     for k, v in per_kind.items()},
+        "fraction_p_le_0.01_per_kind": {k: round(float(np.mean(np.array(v) <= 0.01)), 4)
+                                        for k, v in per_kind.items()},
     }
 
 
-def quality(pairs: list[tuple[FloatAudio, FloatAudio]]) -> dict[str, float]:
+def quality(pairs: list[tuple[FloatAudio, FloatAudio]], rate: int = RATE) -> dict[str, float]:
+    """SNR of the mark at `rate`; PESQ wideband on 16 kHz copies (its only wideband rate)."""
     from pesq import pesq
 
     snrs = [
         10 * np.log10(np.sum(np.square(a, dtype=np.float64)) / np.sum(np.square(m - a)))
         for a, m in pairs
     ]
-    scores = [float(pesq(RATE, a, m, "wb")) for a, m in pairs]
+    scores = [float(pesq(RATE, resample(a, rate, RATE), resample(m, rate, RATE), "wb"))
+              for a, m in pairs]
     return {
         "snr_db_median": float(np.median(snrs)),
         "snr_db_min": float(np.min(snrs)),
@@ -226,6 +264,10 @@ def main() -> None:
     parser.add_argument("--attacks", default="", help="comma-separated subset of attacks")
     parser.add_argument("--languages", default="en,es",
                         help="prompt languages of the marked clips (en,es,fr for 500 clips)")
+    parser.add_argument("--synthesized", type=int, default=24,
+                        help="clips of synthesized speech (Kokoro and espeak-ng, en/es/fr, "
+                             "24 kHz), marked and attacked in a table of their own; also "
+                             "unmarked in the false-positive set")
     parser.add_argument("--speed-only", action="store_true",
                         help="print only the speed figures (20 clips); for A/B runs of two "
                              "checkouts: PYTHONPATH=<old checkout> python bench/watermark.py "
@@ -239,7 +281,7 @@ def main() -> None:
                           **{k: round(v, 1) for k, v in speed(clips).items()}}))
         return
     if args.quick:
-        args.clips, args.windows, args.null = 12, 2, 300
+        args.clips, args.windows, args.null, args.synthesized = 12, 2, 300, 6
     names = args.attacks.split(",") if args.attacks else list(ATTACKS)
     rng = np.random.default_rng(2024)
     clean = speech_clips(tuple(args.languages.split(",")), args.clips, 4.5)
@@ -252,8 +294,25 @@ def main() -> None:
     results["quality"] = quality(list(zip(clean, (m for _, m in marked), strict=True)))
     results["speed"] = speed(clean[:20])
     results["localization"] = localization(marked, donors)
-    results["null"] = run_null(args.null, rng)
+    # The synthesized part and the null set draw from rngs of their own.
+    synth_rng = np.random.default_rng(2026)
+    voiced = synthesized_clips(args.synthesized, 4.5)
+    synth_clean = [audio for _, audio in voiced]
+    results["null"] = run_null(args.null, np.random.default_rng(2025), synth_clean)
     results["attacks"] = run_attacks(marked, donors, args.windows, rng, names)
+    if voiced:
+        synth_marked = [(int(synth_rng.integers(0, 2**32)), c) for c in synth_clean]
+        synth_marked = [(p, embed(c, KEY, p, SYNTH_RATE)) for p, c in synth_marked]
+        print(f"{len(synth_marked)} synthesized clips at {SYNTH_RATE} Hz")
+        results["synthesized"] = {
+            "clips": len(synth_marked),
+            "voices": sorted({label for label, _ in voiced}),
+            "quality": quality(list(zip(synth_clean, (m for _, m in synth_marked),
+                                        strict=True)), SYNTH_RATE),
+            "attacks": run_attacks(synth_marked,
+                                   [resample(d, RATE, SYNTH_RATE) for d in donors],
+                                   args.windows, synth_rng, names, SYNTH_RATE),
+        }
     print_table(results)
     if args.quick:
         name = "watermark_quick.json"
@@ -269,9 +328,7 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def print_table(results: dict[str, object]) -> None:
-    attacks = results["attacks"]
-    assert isinstance(attacks, dict)
+def print_attacks(attacks: dict[str, dict[str, float | str]]) -> None:
     print("\n| attack | TPR (2 s windows) | z median (1st pct) | payload exact "
           "| payload BER when detected | payload BER, 4 s windows |")
     print("|---|---|---|---|---|---|")
@@ -288,11 +345,26 @@ def print_table(results: dict[str, object]) -> None:
     trusted = sum(int(r["payload_trusted_4s"]) for r in attacks.values())
     wrong = sum(int(r["payload_trusted_wrong_4s"]) for r in attacks.values())
     print(f"4 s payloads with reliability >= {TRUSTED}: {trusted}, of which wrong: {wrong}")
+
+
+def print_section(name: str, values: object) -> None:
+    assert isinstance(values, dict)
+    print(f"{name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                  for k, v in values.items()))
+
+
+def print_table(results: dict[str, object]) -> None:
+    attacks = results["attacks"]
+    assert isinstance(attacks, dict)
+    print("\nAsterisk speech, 16 kHz:")
+    print_attacks(attacks)
     for section in ("null", "quality", "speed", "localization"):
-        values = results[section]
-        assert isinstance(values, dict)
-        print(f"{section}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in values.items()))
+        print_section(section, results[section])
+    synthesized = results.get("synthesized")
+    if isinstance(synthesized, dict):
+        print(f"\nSynthesized speech, {SYNTH_RATE} Hz ({synthesized['clips']} clips):")
+        print_attacks(synthesized["attacks"])
+        print_section("quality", synthesized["quality"])
 
 
 if __name__ == "__main__":
