@@ -23,6 +23,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -82,14 +83,16 @@ def payload_bit_errors(a: int, b: int | None) -> int:
 
 
 def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
-                windows: int, rng: np.random.Generator, names: list[str], rate: int = RATE
-                ) -> dict[str, dict[str, float | str]]:
-    """Every attack on every marked clip (at `rate`; donors at the same rate)."""
-    rows: dict[str, dict[str, float | str]] = {}
+                windows: int, rng: np.random.Generator, names: list[str], rate: int = RATE,
+                sources: list[str] | None = None) -> dict[str, dict[str, object]]:
+    """Every attack on every marked clip (at `rate`; donors at the same rate). With
+    `sources` (one label per clip), TPR is also given per label."""
+    rows: dict[str, dict[str, object]] = {}
     for name in names:
         attack = ATTACKS[name]
         hits = exact = bit_errors = trials = long_errors = trusted = trusted_wrong = 0
         z_scores: list[float] = []
+        by_source: dict[str, list[bool]] = {}
         started = time.perf_counter()
         for index, (payload, clip) in enumerate(marked):
             donor = donors[index % len(donors)][: 2 * rate]
@@ -103,6 +106,8 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
                 z_scores.append(found.z_score)
                 trials += 1
                 hits += found.detected
+                if sources is not None:
+                    by_source.setdefault(sources[index], []).append(found.detected)
                 exact += found.payload == payload
                 bit_errors += payload_bit_errors(payload, found.payload) if found.detected else 0
             # The payload on one 4 s window; an undetected window counts as a guess (50 %).
@@ -123,6 +128,7 @@ def run_attacks(marked: list[tuple[int, FloatAudio]], donors: list[FloatAudio],
             "z_median": float(np.median(z_scores)),
             "z_p1": float(np.percentile(z_scores, 1)),
             "trials": trials,
+            "tpr_by_source": {k: float(np.mean(v)) for k, v in by_source.items()},
             "seconds": time.perf_counter() - started,
         }
         print(f"  {name:18s} TPR {hits / trials:.3f}  payload exact {exact / trials:.3f}  "
@@ -311,7 +317,8 @@ def main() -> None:
                                         strict=True)), SYNTH_RATE),
             "attacks": run_attacks(synth_marked,
                                    [resample(d, RATE, SYNTH_RATE) for d in donors],
-                                   args.windows, synth_rng, names, SYNTH_RATE),
+                                   args.windows, synth_rng, names, SYNTH_RATE,
+                                   [label.split("/")[0] for label, _ in voiced]),
         }
     print_table(results)
     if args.quick:
@@ -328,17 +335,20 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def print_attacks(attacks: dict[str, dict[str, float | str]]) -> None:
+def print_attacks(attacks: dict[str, dict[str, Any]]) -> None:
+    sources = sorted({k for r in attacks.values() for k in r["tpr_by_source"]})
     print("\n| attack | TPR (2 s windows) | z median (1st pct) | payload exact "
-          "| payload BER when detected | payload BER, 4 s windows |")
-    print("|---|---|---|---|---|---|")
+          "| payload BER when detected | payload BER, 4 s windows |"
+          + "".join(f" TPR {s} |" for s in sources))
+    print("|---|---|---|---|---|---|" + "---|" * len(sources))
     for group in ("main", "speed"):
         for name, row in attacks.items():
             if row["group"] == group:
                 print(f"| {name}{' (reported apart)' if group == 'speed' else ''} | "
                       f"{row['tpr']:.3f} | {row['z_median']:.1f} ({row['z_p1']:.1f}) | "
                       f"{row['payload_exact']:.3f} | "
-                      f"{row['payload_ber_detected']:.4f} | {row['payload_ber_4s']:.4f} |")
+                      f"{row['payload_ber_detected']:.4f} | {row['payload_ber_4s']:.4f} |"
+                      + "".join(f" {row['tpr_by_source'][s]:.3f} |" for s in sources))
     main_rows = [r for r in attacks.values() if r["group"] == "main"]
     mean_tpr: npt.NDArray[np.float64] = np.array([r["tpr"] for r in main_rows] or [0.0])
     print(f"\nmean TPR over main attacks {mean_tpr.mean():.3f}, worst {mean_tpr.min():.3f}")

@@ -77,7 +77,7 @@ def _pink(size: int, rng: np.random.Generator) -> FloatAudio:
     spectrum = np.fft.rfft(rng.standard_normal(size))
     spectrum /= np.sqrt(np.maximum(np.arange(spectrum.size), 1.0))
     pink = np.asarray(np.fft.irfft(spectrum, n=size), dtype=np.float64)
-    return (pink / np.sqrt(np.mean(pink**2))).astype(np.float32)
+    return (pink / float(np.sqrt(np.mean(pink**2)))).astype(np.float32)
 
 
 def _note(frequency: float, size: int, rate: int, rng: np.random.Generator) -> FloatAudio:
