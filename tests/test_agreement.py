@@ -184,6 +184,34 @@ def test_trailing_hallucination_is_dropped() -> None:
     assert texts(guard_trailing(late, speech_end=3 * S, min_probability=0.35)) == ["hola"]
 
 
+def test_an_unsure_final_word_an_earlier_decode_heard_is_kept() -> None:
+    """The final decode's unsure last word survives the trailing guard when an earlier,
+    different hypothesis agreed on it (accents and punctuation aside); a prefetched
+    final decode, already in the history, does not confirm itself."""
+    agreement = LocalAgreement(history=2)
+    agreement.insert(words("presione la tecla de número."), hold_after=0)
+    final = words("presione la tecla de") + [Word(" numeró.", round(1.2 * S), round(1.5 * S),
+                                                  0.31)]
+    confirmed = agreement.confirmed(final, buffer_start=0)
+    assert confirmed == 5
+    kept = guard_trailing(final, speech_end=3 * S, min_probability=0.35, confirmed=confirmed)
+    assert texts(kept) == ["presione", "la", "tecla", "de", "numeró."]
+    # Heard differently before ("enum..."): the unsure word is dropped as before.
+    other = LocalAgreement(history=2)
+    other.insert(words("presione la tecla de enum..."), hold_after=0)
+    confirmed = other.confirmed(final, buffer_start=0)
+    assert confirmed == 4
+    kept = guard_trailing(final, speech_end=3 * S, min_probability=0.35, confirmed=confirmed)
+    assert texts(kept) == ["presione", "la", "tecla", "de"]
+    # The same hypothesis inserted as a prefetch, then taken as final: not a confirmation.
+    alone = LocalAgreement(history=2)
+    alone.insert(final, hold_after=0)
+    assert alone.confirmed(final, buffer_start=0) == 0
+    # A word starting after the speech is dropped even when confirmed.
+    assert texts(guard_trailing(final, speech_end=round(1.2 * S), min_probability=0.35,
+                                confirmed=5)) == ["presione", "la", "tecla", "de"]
+
+
 def test_word_error_rate_text_joins_digit_runs_only() -> None:
     assert join_digit_runs("Dial 1 2 3 4, then 28.8!") == "dial 1234 then 288"
     assert join_digit_runs("extension 1234 and 4 2 4 2") == "extension 1234 and 4242"

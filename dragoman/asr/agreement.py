@@ -62,15 +62,20 @@ def guard_speaking_rate(words: Sequence[Word], *, max_words_per_second: float = 
     return kept
 
 
-def guard_trailing(words: Sequence[Word], *, speech_end: int, min_probability: float) -> list[Word]:
+def guard_trailing(words: Sequence[Word], *, speech_end: int, min_probability: float,
+                   confirmed: int = 0) -> list[Word]:
     """Drop hallucinated words at the end of a final hypothesis.
 
     Whisper tends to add a word over the trailing pause ("y", "un", "Adios!") with
     a probability of 0.01-0.3; real final words score far higher. Words that start
-    after the last speech frame are dropped too.
+    after the last speech frame are dropped too. The first `confirmed` words are kept
+    whatever their probability: an earlier decode heard them too (the last word of the
+    Spanish "... la tecla de número", cut tight at the end of a file, came out of the
+    final decode as "numeró." at 0.31, after an interim decode had read "número.").
     """
     kept = list(words)
-    while kept and (kept[-1].probability < min_probability or kept[-1].start >= speech_end):
+    while kept and (kept[-1].start >= speech_end or (
+            kept[-1].probability < min_probability and len(kept) > confirmed)):
         kept.pop()
     return kept
 
@@ -249,6 +254,16 @@ class LocalAgreement:
         self._previous = fresh[len(agreed) :]
         self._history.appendleft((tuple(hypothesis), buffer_start))
         return agreed
+
+    def confirmed(self, hypothesis: Sequence[Word], buffer_start: int | None = None) -> int:
+        """How many words of `hypothesis` (counted from its start, restated committed
+        words included) an earlier, different hypothesis agrees on."""
+        fresh = self.new_part(hypothesis, buffer_start)
+        count = 0
+        for older, start in self._history:
+            if older != tuple(hypothesis):  # a prefetched final decode is in the history
+                count = max(count, agreed_words(fresh, self.new_part(older, start)))
+        return len(hypothesis) - len(fresh) + count
 
     def flush(self, hypothesis: Sequence[Word] | None = None,
               buffer_start: int | None = None) -> list[Word]:

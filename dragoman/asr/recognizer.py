@@ -401,6 +401,7 @@ class StreamingRecognizer:
         words = guard_trailing(
             transcript.words, speech_end=speech_end,
             min_probability=self.config.trailing_word_probability,
+            confirmed=segment.agreement.confirmed(transcript.words, segment.buffer_start),
         )
         if self._silent(transcript) and not segment.agreement.committed:
             committed = []
