@@ -196,6 +196,10 @@ def test_an_unsure_final_word_an_earlier_decode_heard_is_kept() -> None:
     assert confirmed == 5
     kept = guard_trailing(final, speech_end=3 * S, min_probability=0.35, confirmed=confirmed)
     assert texts(kept) == ["presione", "la", "tecla", "de", "numeró."]
+    # Spelled a little differently before ("numerón."): heard too, kept.
+    drift = LocalAgreement(history=2)
+    drift.insert(words("presione la tecla de numerón."), hold_after=0)
+    assert drift.confirmed(final, buffer_start=0) == 5
     # Heard differently before ("enum..."): the unsure word is dropped as before.
     other = LocalAgreement(history=2)
     other.insert(words("presione la tecla de enum..."), hold_after=0)

@@ -16,6 +16,20 @@ from dragoman.watermark import WatermarkKey
 S = SAMPLE_RATE
 
 
+async def spanish_lane(events: list[Event], failures: list[BaseException],
+                       synthesis: SynthesisConfig) -> TargetLane:
+    """A started Spanish lane whose events and failures land in the given lists."""
+    resources = Resources(watermark_key=WatermarkKey.from_passphrase("lane tests"))
+
+    async def emit(event: Event) -> None:
+        events.append(event)
+
+    lane = TargetLane("es", resources, SourceAudio(), emit, failures.append,
+                      canvas=CanvasConfig(), synthesis=synthesis)
+    await lane.start()
+    return lane
+
+
 def test_an_utterance_that_ends_without_new_words_leaves_no_backlog() -> None:
     """The end of an utterance (its last update adds no word, or only the "?" of a
     question) used to stay "unheard" forever: the pause before the next utterance then
@@ -23,17 +37,9 @@ def test_an_utterance_that_ends_without_new_words_leaves_no_backlog() -> None:
     stand-in voice; the lone "?" also reached clients as an Error."""
 
     async def run() -> tuple[list[Event], bool, float]:
-        resources = Resources(watermark_key=WatermarkKey.from_passphrase("lane tests"))
         events: list[Event] = []
         failures: list[BaseException] = []
-
-        async def emit(event: Event) -> None:
-            events.append(event)
-
-        lane = TargetLane("es", resources, SourceAudio(), emit, failures.append,
-                          canvas=CanvasConfig(),
-                          synthesis=SynthesisConfig("es", backend="espeak-ng"))
-        await lane.start()
+        lane = await spanish_lane(events, failures, SynthesisConfig("es", backend="espeak-ng"))
 
         async def spoken(after: int) -> None:
             for _ in range(300):
@@ -65,18 +71,10 @@ def _backlog_run(catch_up_after_s: float | None) -> tuple[bool, float, int]:
     sentences were spoken."""
 
     async def run() -> tuple[bool, float, int]:
-        resources = Resources(watermark_key=WatermarkKey.from_passphrase("lane tests"))
         events: list[Event] = []
         failures: list[BaseException] = []
-
-        async def emit(event: Event) -> None:
-            events.append(event)
-
-        lane = TargetLane("es", resources, SourceAudio(), emit, failures.append,
-                          canvas=CanvasConfig(),
-                          synthesis=SynthesisConfig("es", backend="espeak-ng",
-                                                    catch_up_after_s=catch_up_after_s))
-        await lane.start()
+        lane = await spanish_lane(events, failures, SynthesisConfig(
+            "es", backend="espeak-ng", catch_up_after_s=catch_up_after_s))
         fast, rate = False, 1.0
 
         async def watch() -> None:

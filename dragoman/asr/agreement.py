@@ -80,6 +80,18 @@ def guard_trailing(words: Sequence[Word], *, speech_end: int, min_probability: f
     return kept
 
 
+def _spelled_alike(a: str, b: str) -> bool:
+    """Two spellings of one heard word: a shared beginning of at least 4 letters that
+    covers three quarters of the longer ("numeron" / "numero"; not "enum" / "numero")."""
+    x, y = normalize_word(a), normalize_word(b)
+    shared = 0
+    for p, q in zip(x, y, strict=False):
+        if p != q:
+            break
+        shared += 1
+    return shared >= max(4, 0.75 * max(len(x), len(y)))
+
+
 def agreed_words(new: Sequence[Word], old: Sequence[Word]) -> int:
     """How many words of `new` the two hypotheses agree on.
 
@@ -257,12 +269,20 @@ class LocalAgreement:
 
     def confirmed(self, hypothesis: Sequence[Word], buffer_start: int | None = None) -> int:
         """How many words of `hypothesis` (counted from its start, restated committed
-        words included) an earlier, different hypothesis agrees on."""
+        words included) an earlier, different hypothesis heard too: the words they agree
+        on, and the next one if both spell it alike (`_spelled_alike`: Whisper's spelling
+        of an unsure word drifts, "numerón." then "numeró.")."""
         fresh = self.new_part(hypothesis, buffer_start)
         count = 0
         for older, start in self._history:
-            if older != tuple(hypothesis):  # a prefetched final decode is in the history
-                count = max(count, agreed_words(fresh, self.new_part(older, start)))
+            if older == tuple(hypothesis):  # a prefetched final decode is in the history
+                continue
+            before = self.new_part(older, start)
+            agreed = agreed_words(fresh, before)
+            if agreed < min(len(fresh), len(before)) and _spelled_alike(
+                    fresh[agreed].text, before[agreed].text):
+                agreed += 1
+            count = max(count, agreed)
         return len(hypothesis) - len(fresh) + count
 
     def flush(self, hypothesis: Sequence[Word] | None = None,
