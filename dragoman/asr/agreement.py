@@ -8,6 +8,7 @@ sometimes loops ("un un un un ..."), and such loops must never become final text
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Sequence
 from itertools import islice
@@ -84,12 +85,7 @@ def _spelled_alike(a: str, b: str) -> bool:
     """Two spellings of one heard word: a shared beginning of at least 4 letters that
     covers three quarters of the longer ("numeron" / "numero"; not "enum" / "numero")."""
     x, y = normalize_word(a), normalize_word(b)
-    shared = 0
-    for p, q in zip(x, y, strict=False):
-        if p != q:
-            break
-        shared += 1
-    return shared >= max(4, 0.75 * max(len(x), len(y)))
+    return len(os.path.commonprefix([x, y])) >= max(4, 0.75 * max(len(x), len(y)))
 
 
 def agreed_words(new: Sequence[Word], old: Sequence[Word]) -> int:

@@ -312,7 +312,6 @@ class DragomanServer:
         if not room_id:
             room.id = f"private/{session.id}"
         self.rooms[room.id] = room  # before any await: concurrent joiners find this room
-        batch = bool(request.batch and key is not None and key.batch)
         added: list[str] = []
         try:
             for language in session.targets:
@@ -342,12 +341,12 @@ class DragomanServer:
                        "sample_rate": request.format.sample_rate, "channels": 1},
             "output": {"encoding": "pcm_s16le", "sample_rate": "per chunk header",
                        "watermark": self.config.watermarked},
-            "batch": batch,
+            "batch": session.batch,
             "limits": {"max_message_bytes": self.config.max_message_bytes,
                        "idle_timeout": self.config.idle_timeout_s,
                        "max_session": self.config.max_session_s,
                        "resume_grace": self.config.resume_grace_s,
-                       "rate_factor": None if batch else self.config.rate_factor},
+                       "rate_factor": None if session.batch else self.config.rate_factor},
         }, committed=True, now=now)
         logger.info("session %s started (%s, room %s)", session.id, session.role,
                     request.room or "private")
@@ -357,17 +356,15 @@ class DragomanServer:
         from dragoman.pipeline import PipelineConfig
 
         request = session.request
-        batch = bool(request.batch and session.key is not None and session.key.batch)
         config = PipelineConfig(
             source_language=request.source, target_languages=tuple(room.languages),
             prosody=request.prosody, voice=request.voice, speak=request.speak,
             session_id=session.id, service_id=self.config.service_id,
             # Audio sent faster than real time is nobody's live speech: no catch-up.
-            catch_up_after_s=None if batch else PipelineConfig().catch_up_after_s)
+            catch_up_after_s=None if session.batch else PipelineConfig().catch_up_after_s)
         pipeline = self._factory(config)
         await pipeline.start()
         feed = SpeakerFeed(session, pipeline, room.next_index())
-        feed.batch = batch
         if request.format.encoding == "opus":
             feed.decoder = OpusDecoder()
         session.feed = feed
@@ -457,7 +454,7 @@ class DragomanServer:
         samples = feed.decoder.decode(data) if feed.decoder is not None else _pcm16(data)
         if samples.size == 0:
             return
-        if not feed.batch:
+        if not feed.session.batch:
             started = feed.first_audio_at if feed.first_audio_at is not None else now
             allowed = ((now - started) * self.config.rate_factor
                        + self.config.rate_burst_s) * SAMPLE_RATE

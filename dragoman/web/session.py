@@ -114,6 +114,12 @@ class Session:
         self._warned_slow = False
         self.slow = False
 
+    @property
+    def batch(self) -> bool:
+        """Whether this session may send audio faster than real time: it asked for batch
+        mode and its key allows it."""
+        return bool(self.request.batch and self.key is not None and self.key.batch)
+
     # -- producing -------------------------------------------------------------------
 
     def send_json(self, message: dict[str, Any], *, committed: bool, now: float) -> None:
@@ -273,7 +279,6 @@ class SpeakerFeed:
         self.first_audio_at: float | None = None
         self.pump: asyncio.Task[None] | None = None
         self.input_ended = False
-        self.batch = False
         self.decoder: AudioDecoder | None = None
         self.last_rate_error = float("-inf")
         # (end sample, arrival time) of recent frames, to time commits from the audio.
