@@ -269,9 +269,10 @@ class LocalAgreement:
         on, and the next one if both spell it alike (`_spelled_alike`: Whisper's spelling
         of an unsure word drifts, "numerón." then "numeró.")."""
         fresh = self.new_part(hypothesis, buffer_start)
+        heard = tuple(hypothesis)
         count = 0
         for older, start in self._history:
-            if older == tuple(hypothesis):  # a prefetched final decode is in the history
+            if older == heard:  # a prefetched final decode is in the history
                 continue
             before = self.new_part(older, start)
             agreed = agreed_words(fresh, before)
