@@ -462,3 +462,34 @@ def test_numpy_blas_runs_one_thread_while_whisper_decodes(whisper: Any, speech: 
     finally:
         features.__class__ = original
     assert len(seen) >= 2 and all(threads == {1} for threads in seen), seen
+
+
+def test_blas_libraries_are_looked_up_again_only_when_a_new_one_is_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """threadpoolctl's lookup walks the loaded libraries under the dynamic loader's lock
+    with a Python callback; done on every decode it deadlocked against Kokoro's
+    phonemizer loading libespeak-ng (ctypes holds the GIL while it waits for that lock)."""
+    import dragoman.asr.whisper as whisper_module
+    from dragoman.asr.whisper import OneBlasThread
+
+    lookups: list[object] = []
+    real = whisper_module.ThreadpoolController
+
+    def counted() -> object:
+        lookups.append(real())
+        return lookups[-1]
+
+    monkeypatch.setattr(whisper_module, "ThreadpoolController", counted)
+    limit = OneBlasThread()
+    for _ in range(3):
+        with limit:
+            pass
+    assert len(lookups) == 1
+    mapped = whisper_module._mapped_blas()
+    assert mapped, "numpy's BLAS is mapped"
+    monkeypatch.setattr(whisper_module, "_mapped_blas",
+                        lambda: mapped | {"/libopenblas-loaded-later.so"})
+    with limit:
+        pass
+    assert len(lookups) == 2
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -78,6 +79,20 @@ class WhisperConfig:
     heard "Sus contraseñas" as "con tres señas" in the browser test."""
 
 
+_BLAS_LIBRARY = re.compile(r"/[^/]*(openblas|libmkl|libblis|flexiblas)[^/]*\.so", re.IGNORECASE)
+
+
+def _mapped_blas() -> frozenset[str]:
+    """The BLAS libraries mapped into this process, from /proc/self/maps (a file read,
+    which takes no loader lock); empty where there is no /proc."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return frozenset(match.group(0) for line in maps
+                             if (match := _BLAS_LIBRARY.search(line)))
+    except OSError:
+        return frozenset()
+
+
 class OneBlasThread:
     """While entered (by any number of threads at once), numpy's BLAS runs one thread.
 
@@ -87,18 +102,30 @@ class OneBlasThread:
     decode. With one thread, 100 Spanish prompts streamed as fast as possible took RTF
     0.29 (CPU RTF 0.44) against 0.35 (0.56) (bench/asr.py; docs/benchmarks.md, ASR,
     session 21). The original limit comes back when the last decode leaves, so numpy
-    elsewhere in the process keeps its threads. The loaded BLAS libraries are looked up
-    on entry (0.4 ms), so one loaded later (scipy's) is limited too."""
+    elsewhere in the process keeps its threads.
+
+    The loaded BLAS libraries are looked up on the first entry, and again only when the
+    process maps a BLAS library it did not map before (scipy's, loaded later), as
+    /proc/self/maps shows. The lookup (threadpoolctl's `dl_iterate_phdr` walk) runs a
+    Python callback while it holds the dynamic loader's lock, and Kokoro's phonemizer
+    loads a copy of libespeak-ng for every phrase through ctypes, which holds the GIL
+    while it waits for that lock: looked up on every decode, the two deadlocked
+    (`dragoman listen` froze mid-sentence, one thread in each)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inside = 0
         self._limiter: Any = None
+        self._controller: ThreadpoolController | None = None
+        self._mapped: frozenset[str] = frozenset()
 
     def __enter__(self) -> None:
         with self._lock:
             if self._inside == 0:
-                self._limiter = ThreadpoolController().limit(limits=1, user_api="blas")
+                mapped = _mapped_blas()
+                if self._controller is None or mapped != self._mapped:
+                    self._controller, self._mapped = ThreadpoolController(), mapped
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
             self._inside += 1
 
     def __exit__(
